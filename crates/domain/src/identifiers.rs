@@ -1,0 +1,231 @@
+//! Identifiers patients type — usernames, emails, dates of birth — parsed once at
+//! the edge into types that are normalised and valid by construction.
+//!
+//! Normalisation (API.md): trim, Unicode NFKC, compare case-insensitively. The
+//! stored and looked-up form is the normalised one, so `Maria@Example.com ` and
+//! `maria@example.com` are the same person.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use std::fmt;
+use unicode_normalization::UnicodeNormalization;
+
+/// Why an identifier was refused; shown to the caller as a field error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentifierError {
+    #[error("is empty")]
+    Empty,
+    #[error("must be between {min} and {max} characters")]
+    Length { min: usize, max: usize },
+    #[error("may contain only letters, digits, '.', '_' and '-'")]
+    UsernameCharacters,
+    #[error("is not an email address")]
+    Email,
+    #[error("must be a real date written YYYY-MM-DD")]
+    Date,
+}
+
+/// Trims and applies NFKC, the first step of every identifier's normalisation.
+fn normalise(raw: &str) -> String {
+    raw.trim().nfkc().collect()
+}
+
+/// A portal username: 3–64 letters, digits, `.`, `_` or `-`, stored lower-case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    pub const MIN: usize = 3;
+    pub const MAX: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, IdentifierError> {
+        let value = normalise(raw).to_lowercase();
+        if value.is_empty() {
+            return Err(IdentifierError::Empty);
+        }
+        let length = value.chars().count();
+        if !(Self::MIN..=Self::MAX).contains(&length) {
+            return Err(IdentifierError::Length {
+                min: Self::MIN,
+                max: Self::MAX,
+            });
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(IdentifierError::UsernameCharacters);
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address, lower-cased whole (mailboxes are case-insensitive in practice,
+/// and patients type them every which way).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub const MAX: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, IdentifierError> {
+        let value = normalise(raw).to_lowercase();
+        if value.is_empty() {
+            return Err(IdentifierError::Empty);
+        }
+        if value.chars().count() > Self::MAX {
+            return Err(IdentifierError::Length {
+                min: 3,
+                max: Self::MAX,
+            });
+        }
+        // email_address follows RFC 5322's addr-spec; control characters (and so
+        // header injection through CR/LF) are refused by it and by this guard.
+        if value.chars().any(char::is_control) || !email_address::EmailAddress::is_valid(&value) {
+            return Err(IdentifierError::Email);
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before the `@`, used by the password policy's personal-information rule.
+    pub fn local_part(&self) -> &str {
+        self.0.split('@').next().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a patient types into the sign-in form: a username or an email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    Username(Username),
+    Email(Email),
+}
+
+impl Login {
+    /// An `@` makes it an email; anything else must be a username.
+    pub fn parse(raw: &str) -> Result<Self, IdentifierError> {
+        if raw.contains('@') {
+            Email::parse(raw).map(Login::Email)
+        } else {
+            Username::parse(raw).map(Login::Username)
+        }
+    }
+}
+
+/// A date of birth, written `YYYY-MM-DD`, a real calendar date after 1870.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DateOfBirth(NaiveDate);
+
+impl DateOfBirth {
+    pub fn parse(raw: &str) -> Result<Self, IdentifierError> {
+        let raw = raw.trim();
+        let shape_ok = raw.len() == 10
+            && raw.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        if !shape_ok {
+            return Err(IdentifierError::Date);
+        }
+        let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| IdentifierError::Date)?;
+        Self::from_date(date)
+    }
+
+    pub fn from_date(date: NaiveDate) -> Result<Self, IdentifierError> {
+        match NaiveDate::from_ymd_opt(1870, 1, 1) {
+            Some(earliest) if date >= earliest => Ok(Self(date)),
+            _ => Err(IdentifierError::Date),
+        }
+    }
+
+    pub fn date(&self) -> NaiveDate {
+        self.0
+    }
+}
+
+impl fmt::Display for DateOfBirth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_trimmed_and_lower_cased() {
+        assert_eq!(Username::parse("  MariaG ").unwrap().as_str(), "mariag");
+    }
+
+    #[test]
+    fn usernames_fold_compatibility_characters() {
+        // Fullwidth letters are NFKC-equivalent to ASCII ones.
+        assert_eq!(Username::parse("ＭＡＲＩＡ").unwrap().as_str(), "maria");
+    }
+
+    #[test]
+    fn usernames_refuse_spaces_at_signs_and_lengths_out_of_range() {
+        assert_eq!(
+            Username::parse("maria g"),
+            Err(IdentifierError::UsernameCharacters)
+        );
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse(&"a".repeat(65)).is_err());
+        assert_eq!(Username::parse("   "), Err(IdentifierError::Empty));
+    }
+
+    #[test]
+    fn emails_compare_case_insensitively() {
+        assert_eq!(
+            Email::parse(" Ahmed.Hassan@Example.COM ").unwrap(),
+            Email::parse("ahmed.hassan@example.com").unwrap()
+        );
+    }
+
+    #[test]
+    fn emails_with_line_breaks_are_refused() {
+        assert!(Email::parse("a@example.com\r\nBcc: x@evil.test").is_err());
+        assert!(Email::parse("not-an-email").is_err());
+    }
+
+    #[test]
+    fn logins_with_an_at_sign_are_emails() {
+        assert!(matches!(Login::parse("x@example.com"), Ok(Login::Email(_))));
+        assert!(matches!(Login::parse("maria"), Ok(Login::Username(_))));
+    }
+
+    #[test]
+    fn dates_of_birth_must_be_real_and_well_formed() {
+        assert_eq!(
+            DateOfBirth::parse("1958-03-14").unwrap().to_string(),
+            "1958-03-14"
+        );
+        assert!(DateOfBirth::parse("1980-02-30").is_err());
+        assert!(DateOfBirth::parse("1980-2-3").is_err());
+        assert!(DateOfBirth::parse("14/03/1958").is_err());
+        assert!(DateOfBirth::parse("1700-01-01").is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! Ports: what the use cases need from storage, one trait per aggregate.
+//!
+//! Each method that changes state is one transaction in the implementation,
+//! holding the change together with its audit event, so a crash leaves either
+//! all of a step or none of it.
+
+use crate::audit::AuditEvent;
+use crate::identifiers::{Login, Username};
+use crate::ids::{AccountId, PatientId};
+use crate::lockout::FailureOutcome;
+use crate::model::{
+    AccountForSignIn, NewAccount, NewPatient, NewStaff, SessionOwner, SessionRecord,
+};
+use crate::policy::{LockoutPolicy, Policy};
+use crate::session::SessionExpiry;
+use crate::token::TokenHash;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Why storage could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value is already taken (`what` names it: "mrn", "username").
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    /// The database failed; the message is for logs, never for clients.
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A session about to be stored: only the hash of its id is kept.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id_hash: TokenHash,
+    pub owner: SessionOwner,
+    pub created_at: DateTime<Utc>,
+    pub expiry: SessionExpiry,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// The organisation's policy; the defaults when none was saved.
+    async fn load_policy(&self) -> StoreResult<Policy>;
+    async fn save_policy(&self, policy: &Policy, audit: AuditEvent) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait PatientStore: Send + Sync {
+    async fn create_patient(
+        &self,
+        patient: &NewPatient,
+        audit: AuditEvent,
+    ) -> StoreResult<PatientId>;
+    async fn find_patient_by_mrn(&self, mrn: &str) -> StoreResult<Option<PatientId>>;
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn create_account(
+        &self,
+        account: &NewAccount,
+        audit: AuditEvent,
+    ) -> StoreResult<AccountId>;
+
+    /// Accounts a sign-in login could mean: one per username; for an email, every
+    /// account whose patient has that email on file (a family may share one).
+    async fn find_accounts_for_sign_in(&self, login: &Login) -> StoreResult<Vec<AccountForSignIn>>;
+
+    /// Counts one failed password against the account under a row lock, applies
+    /// the lockout policy, and records the audit event (and the lock's, if any).
+    async fn record_sign_in_failure(
+        &self,
+        account: AccountId,
+        policy: &LockoutPolicy,
+        audit: AuditEvent,
+    ) -> StoreResult<FailureOutcome>;
+
+    /// Clears the failure count, stamps the sign-in time and stores the new
+    /// session, with its audit event, in one transaction. `false` when the account
+    /// was locked or disabled meanwhile: then nothing is stored.
+    async fn complete_sign_in(&self, session: &NewSession, audit: AuditEvent) -> StoreResult<bool>;
+
+    /// Lifts any lock and clears the counters. `NotFound` for an unknown username.
+    async fn unlock_account(
+        &self,
+        username: &Username,
+        audit: AuditEvent,
+    ) -> StoreResult<AccountId>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn find_session(&self, id_hash: &TokenHash) -> StoreResult<Option<SessionRecord>>;
+    async fn touch_session(
+        &self,
+        id_hash: &TokenHash,
+        expiry: &SessionExpiry,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Ends one session; returns whether a live one was ended.
+    async fn revoke_session(&self, id_hash: &TokenHash, audit: AuditEvent) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait StaffStore: Send + Sync {
+    async fn create_staff(&self, staff: &NewStaff, audit: AuditEvent) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an event that has no state change of its own (a failed sign-in
+    /// for an unknown login, say).
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()>;
+    /// How many events of one action exist; for tests and reports.
+    async fn count_audit(&self, action: &str) -> StoreResult<i64>;
+}
+
+/// Everything the service needs from storage.
+#[async_trait]
+pub trait Store:
+    PolicyStore + PatientStore + AccountStore + SessionStore + StaffStore + AuditStore
+{
+    /// Whether the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+    /// The account's lock counters as stored, for reports and tests.
+    async fn lock_state(&self, account: AccountId) -> StoreResult<crate::lockout::LockState>;
+}

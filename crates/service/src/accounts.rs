@@ -1,0 +1,110 @@
+//! Operator steps on records and accounts: creating patients, their portal
+//! accounts and staff users, and lifting a lock.
+
+use crate::signin::internal;
+use crate::{ServiceError, ServiceResult, Services};
+use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
+use carekey_domain::identifiers::Username;
+use carekey_domain::ids::{AccountId, PatientId, StaffId};
+use carekey_domain::model::{NewAccount, NewPatient, NewStaff, StaffRole};
+use carekey_domain::secret::Password;
+use serde_json::json;
+
+impl Services {
+    /// Checks a new password's length against the organisation's policy.
+    async fn acceptable_new_password(&self, password: &Password) -> ServiceResult<()> {
+        let policy = self.store.load_policy().await?.password;
+        let length = password.char_count();
+        if length < policy.min_length as usize || length > policy.max_length as usize {
+            return Err(ServiceError::invalid(
+                "password",
+                format!(
+                    "must be between {} and {} characters",
+                    policy.min_length, policy.max_length
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a patient record, its contacts counted as verified by staff.
+    pub async fn create_patient(
+        &self,
+        patient: &NewPatient,
+        actor: Actor,
+    ) -> ServiceResult<PatientId> {
+        let event = AuditEvent::new(
+            self.clock.now(),
+            actor,
+            AuditAction::PatientCreated,
+            Outcome::Success,
+        )
+        .details(json!({ "mrn": patient.mrn }));
+        Ok(self.store.create_patient(patient, event).await?)
+    }
+
+    /// Gives a patient a portal account with the password they chose.
+    pub async fn create_account(
+        &self,
+        patient_id: PatientId,
+        username: Username,
+        password: &Password,
+        actor: Actor,
+    ) -> ServiceResult<AccountId> {
+        self.acceptable_new_password(password).await?;
+        let password_hash = self.hasher.hash(password).await.map_err(internal)?;
+        let account = NewAccount {
+            patient_id,
+            username,
+            password_hash,
+        };
+        let event = AuditEvent::new(
+            self.clock.now(),
+            actor,
+            AuditAction::AccountCreated,
+            Outcome::Success,
+        );
+        Ok(self.store.create_account(&account, event).await?)
+    }
+
+    /// Adds a staff user (`carekey staff add`).
+    pub async fn create_staff(
+        &self,
+        username: Username,
+        role: StaffRole,
+        password: &Password,
+        actor: Actor,
+    ) -> ServiceResult<StaffId> {
+        self.acceptable_new_password(password).await?;
+        let staff = NewStaff {
+            id: StaffId::generate(),
+            username,
+            role,
+            password_hash: self.hasher.hash(password).await.map_err(internal)?,
+        };
+        let event = AuditEvent::new(
+            self.clock.now(),
+            actor,
+            AuditAction::StaffCreated,
+            Outcome::Success,
+        )
+        .details(json!({ "staff_id": staff.id, "username": staff.username, "role": role }));
+        self.store.create_staff(&staff, event).await?;
+        Ok(staff.id)
+    }
+
+    /// Lifts a lock and clears the failure count (`carekey unlock`).
+    pub async fn unlock_account(
+        &self,
+        username: &Username,
+        actor: Actor,
+    ) -> ServiceResult<AccountId> {
+        let event = AuditEvent::new(
+            self.clock.now(),
+            actor,
+            AuditAction::AccountUnlocked,
+            Outcome::Success,
+        );
+        Ok(self.store.unlock_account(username, event).await?)
+    }
+}

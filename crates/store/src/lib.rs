@@ -1,0 +1,75 @@
+//! CareKey's storage: the domain's ports implemented over sqlx, once for SQLite
+//! (the default, embedded) and once for PostgreSQL (many instances).
+//!
+//! Both backends share their SQL (numbered `$n` parameters, millisecond times)
+//! through the [`shared`] macro; what differs — how a write transaction starts,
+//! how a row is locked — is each backend's own module.
+
+mod postgres;
+mod shared;
+mod sqlite;
+pub mod testing;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use carekey_domain::ports::{Store, StoreError};
+use std::sync::Arc;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Connection settings that do not belong in the URL.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+        }
+    }
+}
+
+/// Opens the database a URL names and brings its schema up to date.
+pub async fn connect(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    match Backend::of_url(url) {
+        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::connect(url, options).await?)),
+        Some(Backend::Postgres) => Ok(Arc::new(PgStore::connect(url, options).await?)),
+        None => Err(StoreError::Backend(format!(
+            "database_url must start with sqlite: or postgres://, not {:?}",
+            url.split(':').next().unwrap_or_default()
+        ))),
+    }
+}
+
+pub(crate) fn backend_error(error: sqlx::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+/// Maps a unique-constraint violation to a `Conflict` on `what`.
+pub(crate) fn conflict_or_backend(error: sqlx::Error, what: &'static str) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => backend_error(error),
+    }
+}

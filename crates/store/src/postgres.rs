@@ -1,0 +1,38 @@
+//! PostgreSQL: the backend for many instances. Rows changed by read-modify-write
+//! steps are locked with `FOR UPDATE`, so instances never lose an update.
+
+use crate::{backend_error, StoreOptions};
+use carekey_domain::ports::{StoreError, StoreResult};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, Transaction};
+
+/// Storage in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .connect(url)
+            .await
+            .map_err(backend_error)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(backend_error)
+    }
+}
+
+crate::shared::impl_store!(PgStore, Postgres, for_update = " FOR UPDATE");

@@ -1,0 +1,571 @@
+//! The queries both backends share, written once as a macro over the backend's
+//! database type. Every state change is one transaction with its audit event.
+
+use carekey_domain::lockout::LockState;
+use chrono::{DateTime, TimeZone, Utc};
+
+/// Unix milliseconds, the stored form of every time.
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(value: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(value).single().unwrap_or_default()
+}
+
+/// Lock counters as read from a row's columns.
+pub(crate) fn lock_state(
+    failed_attempts: i64,
+    window_started_at: Option<i64>,
+    locked_until: Option<i64>,
+    held: bool,
+    consecutive_lockouts: i64,
+) -> LockState {
+    LockState {
+        failed_attempts: u32::try_from(failed_attempts).unwrap_or(u32::MAX),
+        window_started_at: window_started_at.map(from_millis),
+        locked_until: locked_until.map(from_millis),
+        held,
+        consecutive_lockouts: u32::try_from(consecutive_lockouts).unwrap_or(u32::MAX),
+    }
+}
+
+pub(crate) const LOCK_COLUMNS: &str =
+    "failed_attempts, failure_window_started_at, locked_until, lock_held, consecutive_lockouts";
+
+macro_rules! impl_store {
+    ($store:ident, $db:ident, for_update = $for_update:literal) => {
+      mod queries {
+        use super::{$store, $db};
+        use carekey_domain::ports::{StoreError, StoreResult};
+        use $crate::shared::{from_millis, lock_state, millis, LOCK_COLUMNS};
+        use $crate::{backend_error, conflict_or_backend};
+        use async_trait::async_trait;
+        use carekey_domain::audit::{chain_hash, AuditAction, AuditEvent, ChainedFields, Outcome, Actor};
+        use carekey_domain::identifiers::{Login, Username};
+        use carekey_domain::ids::{AccountId, PatientId};
+        use carekey_domain::lockout::{FailureOutcome, LockState};
+        use carekey_domain::model::{
+            AccountForSignIn, AccountStatus, Language, NewAccount, NewPatient, NewStaff, SessionOwner,
+            SessionRecord,
+        };
+        use carekey_domain::policy::{LockoutPolicy, Policy};
+        use carekey_domain::ports::{
+            AccountStore, AuditStore, NewSession, PatientStore, PolicyStore, SessionStore, StaffStore,
+            Store,
+        };
+        use carekey_domain::session::SessionExpiry;
+        use carekey_domain::token::TokenHash;
+        use sqlx::Row;
+        use uuid::Uuid;
+
+        type Tx = sqlx::Transaction<'static, $db>;
+
+        impl $store {
+            /// Appends one event to the audit chain inside `tx`, advancing the chain
+            /// head under a row lock so concurrent writers never fork the chain.
+            async fn append_in(tx: &mut Tx, event: &AuditEvent) -> StoreResult<()> {
+                let head = sqlx::query(concat!(
+                    "SELECT seq, hash FROM audit_chain_head WHERE id = 1",
+                    $for_update
+                ))
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                let prev_seq: i64 = head.try_get("seq").map_err(backend_error)?;
+                let prev_hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
+                let seq = prev_seq + 1;
+                let details = event.details.to_string();
+                let fields = ChainedFields {
+                    seq,
+                    at_millis: millis(event.at),
+                    actor_kind: event.actor.kind(),
+                    actor_id: event.actor.id(),
+                    action: event.action.as_str(),
+                    account_id: event.account_id.map(|id| id.0),
+                    patient_id: event.patient_id.map(|id| id.0),
+                    ip: event.ip.as_deref(),
+                    outcome: event.outcome.as_str(),
+                    details: &details,
+                    prev_hash: &prev_hash,
+                };
+                let hash = chain_hash(&fields);
+                sqlx::query(
+                    "INSERT INTO audit_events (seq, at, actor_kind, actor_id, action, account_id, \
+                     patient_id, ip, outcome, details, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(seq)
+                .bind(fields.at_millis)
+                .bind(fields.actor_kind)
+                .bind(fields.actor_id)
+                .bind(fields.action)
+                .bind(fields.account_id)
+                .bind(fields.patient_id)
+                .bind(fields.ip)
+                .bind(fields.outcome)
+                .bind(&details)
+                .bind(&prev_hash)
+                .bind(hash.as_slice())
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                sqlx::query("UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = 1")
+                    .bind(seq)
+                    .bind(hash.as_slice())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn commit(tx: Tx) -> StoreResult<()> {
+                tx.commit().await.map_err(backend_error)
+            }
+
+            /// Reads an account's lock counters with the row locked for this transaction.
+            async fn locked_lock_state(tx: &mut Tx, account: AccountId) -> StoreResult<(LockState, PatientId, AccountStatus)> {
+                let sql = format!(
+                    "SELECT patient_id, status, {LOCK_COLUMNS} FROM portal_accounts WHERE id = $1{}",
+                    $for_update
+                );
+                let row = sqlx::query(&sql)
+                    .bind(account.0)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(backend_error)?
+                    .ok_or(StoreError::NotFound)?;
+                Ok((
+                    lock_state_of(&row)?,
+                    PatientId(row.try_get("patient_id").map_err(backend_error)?),
+                    status_of(&row)?,
+                ))
+            }
+
+            async fn write_lock_state(tx: &mut Tx, account: AccountId, state: &LockState) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE portal_accounts SET failed_attempts = $2, failure_window_started_at = $3, \
+                     locked_until = $4, lock_held = $5, consecutive_lockouts = $6 WHERE id = $1",
+                )
+                .bind(account.0)
+                .bind(i64::from(state.failed_attempts))
+                .bind(state.window_started_at.map(millis))
+                .bind(state.locked_until.map(millis))
+                .bind(state.held)
+                .bind(i64::from(state.consecutive_lockouts))
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                Ok(())
+            }
+        }
+
+        fn lock_state_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<LockState> {
+            Ok(lock_state(
+                row.try_get("failed_attempts").map_err(backend_error)?,
+                row.try_get("failure_window_started_at").map_err(backend_error)?,
+                row.try_get("locked_until").map_err(backend_error)?,
+                row.try_get("lock_held").map_err(backend_error)?,
+                row.try_get("consecutive_lockouts").map_err(backend_error)?,
+            ))
+        }
+
+        fn status_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<AccountStatus> {
+            let status: String = row.try_get("status").map_err(backend_error)?;
+            status.parse().map_err(StoreError::Backend)
+        }
+
+        #[async_trait]
+        impl PolicyStore for $store {
+            async fn load_policy(&self) -> StoreResult<Policy> {
+                let document: Option<String> =
+                    sqlx::query_scalar("SELECT document FROM org_policy WHERE id = 1")
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(backend_error)?;
+                match document {
+                    Some(text) => serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Backend(format!("stored policy is unreadable: {e}"))),
+                    None => Ok(Policy::default()),
+                }
+            }
+
+            async fn save_policy(&self, policy: &Policy, audit: AuditEvent) -> StoreResult<()> {
+                let document = serde_json::to_string(policy)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO org_policy (id, document, updated_at) VALUES (1, $1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
+                )
+                .bind(document)
+                .bind(millis(audit.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                Self::append_in(&mut tx, &audit).await?;
+                Self::commit(tx).await
+            }
+        }
+
+        #[async_trait]
+        impl PatientStore for $store {
+            async fn create_patient(&self, patient: &NewPatient, audit: AuditEvent) -> StoreResult<PatientId> {
+                let id = PatientId::generate();
+                let now = millis(audit.at);
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO patients (id, mrn, given_name, family_name, date_of_birth, postal_code, \
+                     preferred_language, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                )
+                .bind(id.0)
+                .bind(&patient.mrn)
+                .bind(&patient.given_name)
+                .bind(&patient.family_name)
+                .bind(patient.date_of_birth.to_string())
+                .bind(&patient.postal_code)
+                .bind(&patient.preferred_language)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or_backend(e, "mrn"))?;
+                let contacts = [
+                    ("email", patient.email.as_ref().map(|e| e.as_str().to_owned())),
+                    ("phone", patient.phone.clone()),
+                ];
+                for (kind, value) in contacts {
+                    if let Some(value) = value {
+                        sqlx::query(
+                            "INSERT INTO contacts (patient_id, kind, value, verified_by, verified_at, updated_at) \
+                             VALUES ($1, $2, $3, 'staff', $4, $4)",
+                        )
+                        .bind(id.0)
+                        .bind(kind)
+                        .bind(value)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_error)?;
+                    }
+                }
+                Self::append_in(&mut tx, &audit.patient(id)).await?;
+                Self::commit(tx).await?;
+                Ok(id)
+            }
+
+            async fn find_patient_by_mrn(&self, mrn: &str) -> StoreResult<Option<PatientId>> {
+                let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patients WHERE mrn = $1")
+                    .bind(mrn)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend_error)?;
+                Ok(id.map(PatientId))
+            }
+        }
+
+        #[async_trait]
+        impl AccountStore for $store {
+            async fn create_account(&self, account: &NewAccount, audit: AuditEvent) -> StoreResult<AccountId> {
+                let id = AccountId::generate();
+                let now = millis(audit.at);
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO portal_accounts (id, patient_id, username, password_hash, \
+                     password_changed_at, status, created_at) VALUES ($1, $2, $3, $4, $5, 'active', $5)",
+                )
+                .bind(id.0)
+                .bind(account.patient_id.0)
+                .bind(account.username.as_str())
+                .bind(&account.password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    let is_username = e.to_string().contains("username");
+                    conflict_or_backend(e, if is_username { "username" } else { "account" })
+                })?;
+                sqlx::query(
+                    "INSERT INTO password_history (account_id, password_hash, set_at) VALUES ($1, $2, $3)",
+                )
+                .bind(id.0)
+                .bind(&account.password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                Self::append_in(&mut tx, &audit.account(id).patient(account.patient_id)).await?;
+                Self::commit(tx).await?;
+                Ok(id)
+            }
+
+            async fn find_accounts_for_sign_in(&self, login: &Login) -> StoreResult<Vec<AccountForSignIn>> {
+                let columns = format!(
+                    "a.id, a.patient_id, a.username, a.status, a.password_hash, a.{}",
+                    LOCK_COLUMNS.replace(", ", ", a.")
+                );
+                let (sql, value) = match login {
+                    Login::Username(username) => (
+                        format!("SELECT {columns} FROM portal_accounts a WHERE a.username = $1"),
+                        username.as_str(),
+                    ),
+                    Login::Email(email) => (
+                        format!(
+                            "SELECT {columns} FROM portal_accounts a JOIN contacts c \
+                             ON c.patient_id = a.patient_id AND c.kind = 'email' \
+                             WHERE c.value = $1 ORDER BY a.created_at LIMIT 20"
+                        ),
+                        email.as_str(),
+                    ),
+                };
+                let rows = sqlx::query(&sql)
+                    .bind(value)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_error)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(AccountForSignIn {
+                            id: AccountId(row.try_get("id").map_err(backend_error)?),
+                            patient_id: PatientId(row.try_get("patient_id").map_err(backend_error)?),
+                            username: row.try_get("username").map_err(backend_error)?,
+                            status: status_of(row)?,
+                            password_hash: row.try_get("password_hash").map_err(backend_error)?,
+                            lock: lock_state_of(row)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn record_sign_in_failure(
+                &self,
+                account: AccountId,
+                policy: &LockoutPolicy,
+                audit: AuditEvent,
+            ) -> StoreResult<FailureOutcome> {
+                let mut tx = self.begin_write().await?;
+                let (state, patient, _) = Self::locked_lock_state(&mut tx, account).await?;
+                let (next, outcome) = state.after_failure(policy, audit.at);
+                if next != state {
+                    Self::write_lock_state(&mut tx, account, &next).await?;
+                }
+                let at = audit.at;
+                let ip = audit.ip.clone();
+                Self::append_in(&mut tx, &audit.account(account).patient(patient)).await?;
+                if let FailureOutcome::Locked { until } = outcome {
+                    let locked = AuditEvent::new(at, Actor::System, AuditAction::AccountLocked, Outcome::Success)
+                        .account(account)
+                        .patient(patient)
+                        .ip(ip)
+                        .details(serde_json::json!({
+                            "until": until.map(|u| u.to_rfc3339()),
+                            "held": next.held,
+                            "consecutive_lockouts": next.consecutive_lockouts,
+                        }));
+                    Self::append_in(&mut tx, &locked).await?;
+                }
+                Self::commit(tx).await?;
+                Ok(outcome)
+            }
+
+            async fn complete_sign_in(&self, session: &NewSession, audit: AuditEvent) -> StoreResult<bool> {
+                let SessionOwner::Patient(account) = session.owner else {
+                    return Err(StoreError::Backend("complete_sign_in takes a patient session".into()));
+                };
+                let mut tx = self.begin_write().await?;
+                let (state, patient, status) = Self::locked_lock_state(&mut tx, account).await?;
+                // A lock or a disable may have landed while the password was being checked.
+                if state.is_locked(session.created_at) || status != AccountStatus::Active {
+                    return Ok(false);
+                }
+                Self::write_lock_state(&mut tx, account, &state.after_success()).await?;
+                sqlx::query("UPDATE portal_accounts SET last_sign_in_at = $2 WHERE id = $1")
+                    .bind(account.0)
+                    .bind(millis(session.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                sqlx::query(
+                    "INSERT INTO sessions (id_hash, owner_kind, account_id, staff_id, created_at, last_seen_at, \
+                     idle_expires_at, absolute_expires_at, ip, user_agent) \
+                     VALUES ($1, 'patient', $2, NULL, $3, $3, $4, $5, $6, $7)",
+                )
+                .bind(session.id_hash.as_bytes())
+                .bind(account.0)
+                .bind(millis(session.created_at))
+                .bind(millis(session.expiry.idle_expires_at))
+                .bind(millis(session.expiry.absolute_expires_at))
+                .bind(&session.ip)
+                .bind(&session.user_agent)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                Self::append_in(&mut tx, &audit.account(account).patient(patient)).await?;
+                Self::commit(tx).await?;
+                Ok(true)
+            }
+
+            async fn unlock_account(&self, username: &Username, audit: AuditEvent) -> StoreResult<AccountId> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(
+                    "UPDATE portal_accounts SET failed_attempts = 0, failure_window_started_at = NULL, \
+                     locked_until = NULL, lock_held = FALSE, consecutive_lockouts = 0 \
+                     WHERE username = $1 RETURNING id, patient_id",
+                )
+                .bind(username.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_error)?
+                .ok_or(StoreError::NotFound)?;
+                let account = AccountId(row.try_get("id").map_err(backend_error)?);
+                let patient = PatientId(row.try_get("patient_id").map_err(backend_error)?);
+                Self::append_in(&mut tx, &audit.account(account).patient(patient)).await?;
+                Self::commit(tx).await?;
+                Ok(account)
+            }
+        }
+
+        #[async_trait]
+        impl SessionStore for $store {
+            async fn find_session(&self, id_hash: &TokenHash) -> StoreResult<Option<SessionRecord>> {
+                let row = sqlx::query(
+                    "SELECT s.account_id, s.staff_id, s.last_seen_at, s.idle_expires_at, s.absolute_expires_at, \
+                     s.revoked_at, COALESCE(a.username, st.username) AS username, p.given_name, \
+                     p.preferred_language FROM sessions s \
+                     LEFT JOIN portal_accounts a ON a.id = s.account_id \
+                     LEFT JOIN patients p ON p.id = a.patient_id \
+                     LEFT JOIN staff_users st ON st.id = s.staff_id \
+                     WHERE s.id_hash = $1",
+                )
+                .bind(id_hash.as_bytes())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                let Some(row) = row else { return Ok(None) };
+                let account: Option<Uuid> = row.try_get("account_id").map_err(backend_error)?;
+                let staff: Option<Uuid> = row.try_get("staff_id").map_err(backend_error)?;
+                let owner = match (account, staff) {
+                    (Some(id), _) => SessionOwner::Patient(AccountId(id)),
+                    (None, Some(id)) => SessionOwner::Staff(carekey_domain::ids::StaffId(id)),
+                    (None, None) => return Err(StoreError::Backend("session without owner".into())),
+                };
+                let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(backend_error)?;
+                let language: Option<String> = row.try_get("preferred_language").map_err(backend_error)?;
+                Ok(Some(SessionRecord {
+                    owner,
+                    expiry: SessionExpiry {
+                        idle_expires_at: from_millis(row.try_get("idle_expires_at").map_err(backend_error)?),
+                        absolute_expires_at: from_millis(
+                            row.try_get("absolute_expires_at").map_err(backend_error)?,
+                        ),
+                    },
+                    last_seen_at: from_millis(row.try_get("last_seen_at").map_err(backend_error)?),
+                    revoked: revoked_at.is_some(),
+                    username: row.try_get("username").map_err(backend_error)?,
+                    given_name: row.try_get("given_name").map_err(backend_error)?,
+                    preferred_language: language.as_deref().and_then(Language::from_tag),
+                }))
+            }
+
+            async fn touch_session(
+                &self,
+                id_hash: &TokenHash,
+                expiry: &SessionExpiry,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE sessions SET last_seen_at = $2, idle_expires_at = $3 \
+                     WHERE id_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(id_hash.as_bytes())
+                .bind(millis(now))
+                .bind(millis(expiry.idle_expires_at))
+                .execute(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn revoke_session(&self, id_hash: &TokenHash, audit: AuditEvent) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL \
+                     RETURNING account_id",
+                )
+                .bind(id_hash.as_bytes())
+                .bind(millis(audit.at))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let Some(row) = row else { return Ok(false) };
+                let account: Option<Uuid> = row.try_get("account_id").map_err(backend_error)?;
+                let audit = match account {
+                    Some(id) => audit.account(AccountId(id)),
+                    None => audit,
+                };
+                Self::append_in(&mut tx, &audit).await?;
+                Self::commit(tx).await?;
+                Ok(true)
+            }
+        }
+
+        #[async_trait]
+        impl StaffStore for $store {
+            async fn create_staff(&self, staff: &NewStaff, audit: AuditEvent) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO staff_users (id, username, role, password_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(staff.id.0)
+                .bind(staff.username.as_str())
+                .bind(staff.role.as_str())
+                .bind(&staff.password_hash)
+                .bind(millis(audit.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or_backend(e, "username"))?;
+                Self::append_in(&mut tx, &audit).await?;
+                Self::commit(tx).await
+            }
+        }
+
+        #[async_trait]
+        impl AuditStore for $store {
+            async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                Self::append_in(&mut tx, &event).await?;
+                Self::commit(tx).await
+            }
+
+            async fn count_audit(&self, action: &str) -> StoreResult<i64> {
+                sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = $1")
+                    .bind(action)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(backend_error)
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn lock_state(&self, account: AccountId) -> StoreResult<LockState> {
+                let sql = format!("SELECT {LOCK_COLUMNS} FROM portal_accounts WHERE id = $1");
+                let row = sqlx::query(&sql)
+                    .bind(account.0)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend_error)?
+                    .ok_or(StoreError::NotFound)?;
+                lock_state_of(&row)
+            }
+        }
+      }
+    };
+}
+
+pub(crate) use impl_store;
