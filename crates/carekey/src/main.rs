@@ -1,0 +1,238 @@
+//! `carekey`: the command line — serve, migrate, staff and account upkeep,
+//! configuration check.
+
+use anyhow::{bail, Context};
+use carekey::config::{Config, Settings};
+use carekey::demo;
+use carekey_domain::audit::Actor;
+use carekey_domain::clock::SystemClock;
+use carekey_domain::identifiers::Username;
+use carekey_domain::model::StaffRole;
+use carekey_domain::secret::Password;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "carekey",
+    version,
+    about = "Patient portal sign-in, recovery and staff-assisted access"
+)]
+struct Cli {
+    /// TOML configuration file (default: ./carekey.toml when present).
+    #[arg(long, global = true, env = "CAREKEY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (applies migrations first).
+    Serve {
+        /// Seed a demo clinic and print how to sign in.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Staff users.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// Lift a patient account's lock and clear its failure count.
+    Unlock {
+        #[arg(long)]
+        username: String,
+    },
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Add a staff user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// front_desk, portal_admin or auditor.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) and check every value.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let default_file = PathBuf::from("carekey.toml");
+    let path = path.or_else(|| default_file.exists().then_some(default_file));
+    Config::load(path.as_deref()).map_err(anyhow::Error::msg)
+}
+
+fn checked(config: &Config) -> anyhow::Result<Settings> {
+    config.validate().map_err(|problems| {
+        anyhow::anyhow!(
+            "the configuration has problems:\n  - {}",
+            problems.join("\n  - ")
+        )
+    })
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config)?;
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
+        print!("{}", config.masked_toml());
+        let settings = checked(&config)?;
+        for warning in &settings.warnings {
+            eprintln!("warning: {warning}");
+        }
+        eprintln!("configuration is valid");
+        return Ok(());
+    }
+    let settings = checked(&config)?;
+    init_logging(&settings.log);
+    let services = carekey::services(&settings, Arc::new(SystemClock)).await?;
+    match cli.command {
+        Command::Serve { demo } => serve(&settings, services, demo).await,
+        Command::Migrate => {
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Staff {
+            command: StaffCommand::Add { username, role },
+        } => {
+            let role: StaffRole = role.parse().map_err(anyhow::Error::msg)?;
+            let username =
+                Username::parse(&username).map_err(|e| anyhow::anyhow!("username {e}"))?;
+            let password = read_password()?;
+            services
+                .create_staff(username.clone(), role, &password, Actor::System)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot add {username}: {}", describe(e)))?;
+            println!("added staff user {username} ({role})");
+            Ok(())
+        }
+        Command::Unlock { username } => {
+            let username =
+                Username::parse(&username).map_err(|e| anyhow::anyhow!("username {e}"))?;
+            services
+                .unlock_account(&username, Actor::System)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot unlock {username}: {}", describe(e)))?;
+            println!("unlocked {username}");
+            Ok(())
+        }
+        Command::Config { .. } => Ok(()),
+    }
+}
+
+fn describe(error: carekey_service::ServiceError) -> String {
+    match error {
+        carekey_service::ServiceError::NotFound => "no such account".into(),
+        carekey_service::ServiceError::InvalidRequest(fields) => fields
+            .iter()
+            .map(|(field, why)| format!("{field} {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// The password from standard input: its first line, without the line ending.
+fn read_password() -> anyhow::Result<Password> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the password from standard input")?;
+    let line = input.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        bail!("no password on standard input (pipe it in: echo \"…\" | carekey staff add …)");
+    }
+    Ok(Password::new(line))
+}
+
+async fn serve(
+    settings: &Settings,
+    services: carekey_service::Services,
+    demo: bool,
+) -> anyhow::Result<()> {
+    if demo && demo::seed(&services).await? {
+        tracing::info!("seeded the demo clinic");
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let public_url = settings
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    if demo {
+        println!("{}", demo::instructions(&public_url));
+    }
+    tracing::info!(listen = %settings.listen, public_url = %public_url, "CareKey is serving");
+    let app = carekey::app(settings, services);
+    carekey::serve(listener, app, shutdown_signal())
+        .await
+        .context("server failed")
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or_default(),
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or_default();
+}

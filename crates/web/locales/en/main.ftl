@@ -1,0 +1,33 @@
+# CareKey pages, English. Plain words, short sentences; say what happened and
+# what to do next; always offer the clinic's help line.
+
+skip-to-content = Skip to main content
+language-switch = Español
+language-switch-label = Leer esta página en español
+portal-name = Patient portal
+help-line = Need help? Call { $phone }.
+
+signin-title = Sign in to your patient portal
+signin-login-label = Username or email
+signin-login-hint = If your family shares one email address, use your username.
+signin-password-label = Password
+signin-submit = Sign in
+signin-failed = That didn't work. Check your username or email and your password, then try again.
+signin-failed-more = After several tries, we may pause sign-in for a while to keep your account safe.
+signin-signed-out = You're signed out. Thank you for visiting.
+signin-session-ended = For your safety, you were signed out. Please sign in again.
+signin-trouble = Having trouble signing in?
+signin-call = Call the clinic at { $phone }. We're glad to help.
+
+home-title = Your portal
+home-greeting = Hello, { $name }
+home-body = You're signed in to your patient portal.
+home-signout = Sign out
+
+error-title = Something went wrong
+error-body = We couldn't finish that just now. Please wait a minute and try again.
+form-expired-title = This page timed out
+form-expired-body = For your safety, forms stop working after a while. Please try again on this fresh page.
+not-found-title = We can't find that page
+not-found-body = The link may be old or typed wrong.
+back-to-signin = Go to the sign-in page

@@ -1,0 +1,33 @@
+# Páginas de CareKey, español. Frases cortas y claras; decir qué pasó y qué
+# hacer ahora; ofrecer siempre el teléfono de ayuda de la clínica.
+
+skip-to-content = Ir al contenido principal
+language-switch = English
+language-switch-label = Read this page in English
+portal-name = Portal del paciente
+help-line = ¿Necesita ayuda? Llame al { $phone }.
+
+signin-title = Entre a su portal del paciente
+signin-login-label = Nombre de usuario o correo electrónico
+signin-login-hint = Si su familia comparte un correo electrónico, use su nombre de usuario.
+signin-password-label = Contraseña
+signin-submit = Entrar
+signin-failed = No pudimos abrir su cuenta. Revise su nombre de usuario o correo y su contraseña, y vuelva a intentarlo.
+signin-failed-more = Después de varios intentos, podemos pausar la entrada por un tiempo para proteger su cuenta.
+signin-signed-out = Ya salió de su cuenta. Gracias por su visita.
+signin-session-ended = Por su seguridad, cerramos su sesión. Por favor, vuelva a entrar.
+signin-trouble = ¿Tiene problemas para entrar?
+signin-call = Llame a la clínica al { $phone }. Con gusto le ayudamos.
+
+home-title = Su portal
+home-greeting = Hola, { $name }
+home-body = Ya entró a su portal del paciente.
+home-signout = Salir
+
+error-title = Algo salió mal
+error-body = No pudimos terminar eso ahora. Espere un minuto y vuelva a intentarlo.
+form-expired-title = Esta página caducó
+form-expired-body = Por su seguridad, los formularios dejan de funcionar después de un tiempo. Vuelva a intentarlo en esta página nueva.
+not-found-title = No encontramos esa página
+not-found-body = Puede que el enlace sea antiguo o esté mal escrito.
+back-to-signin = Ir a la página para entrar

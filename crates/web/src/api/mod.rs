@@ -1,0 +1,30 @@
+//! The JSON API of shared/API.md. Every route is registered through
+//! [`OpenApiRouter`], so a route cannot exist without being in
+//! `/api/openapi.json`.
+
+mod ops;
+mod sessions;
+
+use crate::state::AppState;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "CareKey",
+        description = "Account access and recovery for a patient portal (shared/API.md).",
+        version = "1"
+    ),
+    tags(
+        (name = "sessions", description = "Patient sign-in and sessions"),
+        (name = "operations", description = "Health, readiness, metrics and this document")
+    )
+)]
+struct ApiDoc;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sessions::router())
+        .merge(ops::router())
+}

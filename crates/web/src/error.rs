@@ -1,0 +1,175 @@
+//! Errors at the HTTP edge: every failure of the JSON API becomes one RFC 9457
+//! problem document with a stable `error` code from API.md, mapped here once.
+//! A 500 logs its cause and shows nothing internal.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use carekey_service::ServiceError;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// A problem document (RFC 9457) as CareKey sends it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The stable machine code (API.md), e.g. `invalid_credentials`.
+    pub error: String,
+    /// Validation errors: why each named field was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
+}
+
+/// An API failure; each variant has one status and one code.
+#[derive(Debug)]
+pub enum ApiError {
+    InvalidCredentials,
+    Unauthenticated,
+    InvalidRequest(BTreeMap<String, String>),
+    MalformedBody(String),
+    UnsupportedMediaType,
+    Conflict(&'static str),
+    NotFound,
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+        match self {
+            ApiError::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Sign-in failed",
+                "The login or password is not right, or the account cannot sign in now.".into(),
+            ),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Not signed in",
+                "This needs a live session; sign in again.".into(),
+            ),
+            ApiError::InvalidRequest(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "Invalid request",
+                "Some fields could not be accepted; see `fields`.".into(),
+            ),
+            ApiError::MalformedBody(why) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "Invalid request",
+                why.clone(),
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "Send the body as application/json.".into(),
+            ),
+            ApiError::Conflict(what) => (
+                StatusCode::CONFLICT,
+                match *what {
+                    "mrn" => "mrn_taken",
+                    _ => "username_taken",
+                },
+                "Already taken",
+                format!("That {what} is already in use."),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "Nothing is here.".into(),
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Something went wrong",
+                "The service could not finish this request. Please try again.".into(),
+            ),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, code, title, detail) = self.parts();
+        Problem {
+            kind: format!("urn:carekey:problem:{code}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+            error: code.into(),
+            fields: match self {
+                ApiError::InvalidRequest(fields) => Some(fields.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::InvalidCredentials => ApiError::InvalidCredentials,
+            ServiceError::Unauthenticated => ApiError::Unauthenticated,
+            ServiceError::InvalidRequest(fields) => ApiError::InvalidRequest(fields),
+            ServiceError::Conflict(what) => ApiError::Conflict(what),
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let problem = self.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A JSON body whose rejections are problem documents too.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            // The rejection's own text can quote the body (a password, say): never echo it.
+            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::MalformedBody(
+                "The body is not valid JSON.".into(),
+            )),
+            Err(_) => Err(ApiError::MalformedBody(
+                "The JSON body lacks a required field or has a field of the wrong type.".into(),
+            )),
+        }
+    }
+}

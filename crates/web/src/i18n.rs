@@ -1,0 +1,147 @@
+//! Languages of pages: the Fluent catalogues under `locales/`, and how a request's
+//! language is chosen (API.md: `?lang=`, then the patient's preferred language,
+//! then `Accept-Language`, then English; a `?lang=` choice is remembered in a cookie).
+
+use carekey_domain::model::Language;
+use fluent_templates::fluent_bundle::FluentValue;
+use fluent_templates::{LanguageIdentifier, Loader};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+fluent_templates::static_loader! {
+    static LOCALES = {
+        locales: "./locales",
+        fallback_language: "en",
+        // Isolation marks around placeables would show up as stray characters in HTML.
+        customise: |bundle| bundle.set_use_isolating(false),
+    };
+}
+
+static ENGLISH: LazyLock<LanguageIdentifier> = LazyLock::new(|| fluent_templates::langid!("en"));
+static SPANISH: LazyLock<LanguageIdentifier> = LazyLock::new(|| fluent_templates::langid!("es"));
+
+/// The cookie that remembers a language picked with `?lang=`.
+pub const LANG_COOKIE: &str = "carekey_lang";
+
+/// Translations for one language, handed to templates as `tr`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tr {
+    pub lang: Language,
+}
+
+impl Tr {
+    pub fn new(lang: Language) -> Self {
+        Self { lang }
+    }
+
+    fn id(&self) -> &'static LanguageIdentifier {
+        match self.lang {
+            Language::En => &ENGLISH,
+            Language::Es => &SPANISH,
+        }
+    }
+
+    /// The text of a message.
+    pub fn t(&self, key: &str) -> String {
+        LOCALES.lookup(self.id(), key)
+    }
+
+    /// The text of a message with one named argument.
+    pub fn t1(&self, key: &str, name: &'static str, value: &str) -> String {
+        let args: HashMap<Cow<'static, str>, FluentValue> =
+            HashMap::from([(Cow::Borrowed(name), FluentValue::from(value.to_owned()))]);
+        LOCALES.lookup_with_args(self.id(), key, &args)
+    }
+
+    /// The HTML `lang` attribute.
+    pub fn code(&self) -> &'static str {
+        self.lang.code()
+    }
+
+    /// The other language, for the switch link.
+    pub fn other(&self) -> Language {
+        match self.lang {
+            Language::En => Language::Es,
+            Language::Es => Language::En,
+        }
+    }
+}
+
+/// Picks the page language from the request's signals, in the contract's order.
+pub fn negotiate(
+    query: Option<&str>,
+    cookie: Option<&str>,
+    preferred: Option<Language>,
+    accept_language: Option<&str>,
+) -> Language {
+    query
+        .and_then(Language::from_tag)
+        .or_else(|| cookie.and_then(Language::from_tag))
+        .or(preferred)
+        .or_else(|| {
+            // Tags come back best first; `es-MX` counts as Spanish.
+            accept_language::parse(accept_language?)
+                .iter()
+                .find_map(|tag| Language::from_tag(tag))
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn message_ids(ftl: &str) -> BTreeSet<String> {
+        ftl.lines()
+            .filter(|line| line.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+            .filter_map(|line| line.split_once('=').map(|(id, _)| id.trim().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_message_exists_in_both_languages() {
+        let english = message_ids(include_str!("../locales/en/main.ftl"));
+        let spanish = message_ids(include_str!("../locales/es/main.ftl"));
+        let missing_in_spanish: Vec<_> = english.difference(&spanish).collect();
+        let missing_in_english: Vec<_> = spanish.difference(&english).collect();
+        assert!(
+            missing_in_spanish.is_empty(),
+            "missing in es: {missing_in_spanish:?}"
+        );
+        assert!(
+            missing_in_english.is_empty(),
+            "missing in en: {missing_in_english:?}"
+        );
+        assert!(english.len() > 20);
+    }
+
+    #[test]
+    fn messages_are_translated_not_fallen_back() {
+        let en = Tr::new(Language::En);
+        let es = Tr::new(Language::Es);
+        assert_ne!(en.t("signin-title"), es.t("signin-title"));
+        assert_eq!(es.t1("home-greeting", "name", "María"), "Hola, María");
+    }
+
+    #[test]
+    fn the_query_beats_the_cookie_beats_the_patient_beats_the_browser() {
+        let es = Some(Language::Es);
+        assert_eq!(
+            negotiate(Some("es"), Some("en"), None, Some("en")),
+            Language::Es
+        );
+        assert_eq!(negotiate(None, Some("es"), None, Some("en")), Language::Es);
+        assert_eq!(negotiate(None, None, es, Some("en-US")), Language::Es);
+        assert_eq!(
+            negotiate(None, None, None, Some("es-MX,es;q=0.9,en;q=0.5")),
+            Language::Es
+        );
+        assert_eq!(
+            negotiate(None, None, None, Some("vi,fr;q=0.8")),
+            Language::En
+        );
+        assert_eq!(negotiate(Some("xx"), None, None, None), Language::En);
+    }
+}

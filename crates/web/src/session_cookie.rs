@@ -1,0 +1,59 @@
+//! The session cookies of API.md: `carekey_session` for patients, `__Host-`
+//! prefixed and `Secure` when the portal is served over https; always HttpOnly
+//! and SameSite=Lax. API clients may send `Authorization: Bearer` instead.
+
+use crate::state::WebSettings;
+use axum::http::{header, HeaderMap};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use carekey_domain::token::OpaqueToken;
+
+/// The patient session cookie's name under these settings.
+pub fn patient_cookie_name(settings: &WebSettings) -> &'static str {
+    if settings.secure_cookies() {
+        "__Host-carekey_session"
+    } else {
+        "carekey_session"
+    }
+}
+
+/// A cookie with the attributes every CareKey cookie shares.
+pub fn hardened(settings: &WebSettings, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(settings.secure_cookies())
+        .build()
+}
+
+/// The cookie that carries a new patient session.
+pub fn patient_session(settings: &WebSettings, token: &OpaqueToken) -> Cookie<'static> {
+    hardened(
+        settings,
+        patient_cookie_name(settings),
+        token.expose().to_owned(),
+    )
+}
+
+/// A cookie that removes the patient session from the browser.
+pub fn patient_session_removal(settings: &WebSettings) -> Cookie<'static> {
+    let mut cookie = hardened(settings, patient_cookie_name(settings), String::new());
+    cookie.make_removal();
+    cookie
+}
+
+/// The session token a request presents: the Bearer header first, else the cookie.
+pub fn presented_patient_token(settings: &WebSettings, headers: &HeaderMap) -> Option<OpaqueToken> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(OpaqueToken::from_presented);
+    bearer
+        .or_else(|| {
+            CookieJar::from_headers(headers)
+                .get(patient_cookie_name(settings))
+                .map(|c| OpaqueToken::from_presented(c.value()))
+        })
+        .filter(|token| !token.expose().is_empty() && token.expose().len() <= 128)
+}
