@@ -86,6 +86,15 @@ pub trait AccountStore: Send + Sync {
     /// was locked or disabled meanwhile: then nothing is stored.
     async fn complete_sign_in(&self, session: &NewSession, audit: AuditEvent) -> StoreResult<bool>;
 
+    /// Stops the account from signing in and ends its sessions. `NotFound` for an
+    /// unknown username.
+    async fn disable_account(
+        &self,
+        username: &Username,
+        reason: &str,
+        audit: AuditEvent,
+    ) -> StoreResult<AccountId>;
+
     /// Lifts any lock and clears the counters. `NotFound` for an unknown username.
     async fn unlock_account(
         &self,

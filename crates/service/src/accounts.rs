@@ -93,6 +93,30 @@ impl Services {
         Ok(staff.id)
     }
 
+    /// Stops an account from signing in and ends its sessions.
+    pub async fn disable_account(
+        &self,
+        username: &Username,
+        reason: &str,
+        actor: Actor,
+    ) -> ServiceResult<AccountId> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(ServiceError::invalid(
+                "reason",
+                "must say why the account is disabled",
+            ));
+        }
+        let event = AuditEvent::new(
+            self.clock.now(),
+            actor,
+            AuditAction::AccountDisabled,
+            Outcome::Success,
+        )
+        .details(json!({ "reason": reason }));
+        Ok(self.store.disable_account(username, reason, event).await?)
+    }
+
     /// Lifts a lock and clears the failure count (`carekey unlock`).
     pub async fn unlock_account(
         &self,

@@ -404,6 +404,31 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
+            async fn disable_account(&self, username: &Username, reason: &str, audit: AuditEvent) -> StoreResult<AccountId> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(
+                    "UPDATE portal_accounts SET status = 'disabled', disabled_reason = $2 \
+                     WHERE username = $1 RETURNING id, patient_id",
+                )
+                .bind(username.as_str())
+                .bind(reason)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_error)?
+                .ok_or(StoreError::NotFound)?;
+                let account = AccountId(row.try_get("id").map_err(backend_error)?);
+                let patient = PatientId(row.try_get("patient_id").map_err(backend_error)?);
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL")
+                    .bind(account.0)
+                    .bind(millis(audit.at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                Self::append_in(&mut tx, &audit.account(account).patient(patient)).await?;
+                Self::commit(tx).await?;
+                Ok(account)
+            }
+
             async fn unlock_account(&self, username: &Username, audit: AuditEvent) -> StoreResult<AccountId> {
                 let mut tx = self.begin_write().await?;
                 let row = sqlx::query(

@@ -35,8 +35,11 @@ pub enum ApiError {
     InvalidRequest(BTreeMap<String, String>),
     MalformedBody(String),
     UnsupportedMediaType,
+    PayloadTooLarge,
     Conflict(&'static str),
     NotFound,
+    /// No route serves this path and method.
+    NoSuchRoute,
     Internal(String),
 }
 
@@ -73,6 +76,12 @@ impl ApiError {
                 "Unsupported media type",
                 "Send the body as application/json.".into(),
             ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Request too large",
+                "The request body is larger than this service accepts.".into(),
+            ),
             ApiError::Conflict(what) => (
                 StatusCode::CONFLICT,
                 match *what {
@@ -87,6 +96,12 @@ impl ApiError {
                 "not_found",
                 "Not found",
                 "Nothing is here.".into(),
+            ),
+            ApiError::NoSuchRoute => (
+                StatusCode::NOT_FOUND,
+                "no_such_route",
+                "No such route",
+                "Nothing is served at this path; see /api/openapi.json.".into(),
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -163,6 +178,9 @@ where
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
             // The rejection's own text can quote the body (a password, say): never echo it.
             Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::MalformedBody(
                 "The body is not valid JSON.".into(),

@@ -243,7 +243,7 @@ pub async fn not_found(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if !wants_html {
-        return crate::error::ApiError::NotFound.into_response();
+        return crate::error::ApiError::NoSuchRoute.into_response();
     }
     let (tr, chrome) = bare_context(&state.settings, &headers);
     let page = MessagePage::new(

@@ -1,0 +1,197 @@
+//! `spawn_app`: the real application on port 0 with its own fresh database
+//! (a temporary SQLite file, or a new PostgreSQL database), a clock the test
+//! moves, and an HTTP client that keeps cookies like a browser.
+
+use carekey::config::{Argon2Config, Config};
+use carekey_domain::audit::Actor;
+use carekey_domain::clock::ManualClock;
+use carekey_domain::identifiers::{DateOfBirth, Email, Username};
+use carekey_domain::ids::AccountId;
+use carekey_domain::model::NewPatient;
+use carekey_domain::secret::Password;
+use carekey_service::Services;
+use carekey_store::testing::{fresh_postgres_url, fresh_sqlite_url};
+use chrono::{Duration, TimeZone, Utc};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    /// A client that keeps cookies, as a browser would.
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub services: Services,
+    _dir: Option<tempfile::TempDir>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Options for the app under test.
+#[derive(Default)]
+pub struct Options {
+    pub public_url: Option<String>,
+}
+
+/// Starts the app, or `None` when its backend is not available outside CI.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, Options::default()).await
+}
+
+pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
+    let (database_url, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            (fresh_sqlite_url(dir.path()), Some(dir))
+        }
+        Backend::Postgres => (fresh_postgres_url("end-to-end test").await?, None),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let config = Config {
+        database_url,
+        public_url: options.public_url.unwrap_or_else(|| address.clone()),
+        // Cheaper than production so the suite stays quick; the algorithm and code path are the same.
+        argon2: Argon2Config {
+            memory_kib: 4096,
+            iterations: 1,
+            parallelism: 1,
+            workers: Some(2),
+        },
+        ..Config::default()
+    };
+    let settings = config.validate().unwrap();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    ));
+    let services = carekey::services(&settings, clock.clone()).await.unwrap();
+    let app = carekey::app(&settings, services.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(carekey::serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Some(TestApp {
+        address,
+        client,
+        clock,
+        services,
+        _dir: dir,
+        shutdown: Some(stop),
+    })
+}
+
+pub const PASSWORD: &str = "tall lighthouse by the quiet bay";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A patient with a portal account; the MRN and email derive from the username.
+    pub async fn patient(&self, username: &str, given_name: &str) -> AccountId {
+        self.patient_with_email(username, given_name, &format!("{username}@example.com"))
+            .await
+    }
+
+    pub async fn patient_with_email(
+        &self,
+        username: &str,
+        given_name: &str,
+        email: &str,
+    ) -> AccountId {
+        let patient = NewPatient {
+            mrn: format!("MRN-{username}"),
+            given_name: given_name.into(),
+            family_name: "Tester".into(),
+            date_of_birth: DateOfBirth::parse("1970-01-31").unwrap(),
+            postal_code: None,
+            preferred_language: None,
+            email: Some(Email::parse(email).unwrap()),
+            phone: None,
+        };
+        let patient_id = self
+            .services
+            .create_patient(&patient, Actor::System)
+            .await
+            .unwrap();
+        self.services
+            .create_account(
+                patient_id,
+                Username::parse(username).unwrap(),
+                &Password::new(PASSWORD),
+                Actor::System,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/v1/sessions` with a fresh client (no cookies carried over).
+    pub async fn sign_in(&self, login: &str, password: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/api/v1/sessions"))
+            .json(&serde_json::json!({ "login": login, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in and returns the session token.
+    pub async fn session_token(&self, login: &str) -> String {
+        let response = self.sign_in(login, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["session_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn current_session(&self, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url("/api/v1/sessions/current"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// Declares each test once per backend: `mod sqlite` and `mod postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
+                       super::$name(app).await
+                   }
+               } )*
+        }
+        mod on_postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                       super::$name(app).await
+                   }
+               } )*
+        }
+    };
+}
