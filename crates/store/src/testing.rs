@@ -1,6 +1,9 @@
 //! Throwaway databases for tests: a fresh SQLite file or a fresh PostgreSQL
 //! database per test, so tests never see each other's rows.
 
+// Test support fails loudly by design: a test without its database must not pass.
+#![allow(clippy::panic)]
+
 use sqlx::{Connection, Executor, PgConnection};
 
 /// Whether this run is CI, where a missing PostgreSQL must fail rather than skip.

@@ -1,6 +1,9 @@
 //! The storage suite: every test runs on SQLite and again on a fresh PostgreSQL
 //! database, so both backends keep the same promises.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
 use carekey_domain::identifiers::{DateOfBirth, Email, Login, Username};
 use carekey_domain::ids::PatientId;

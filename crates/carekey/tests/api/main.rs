@@ -1,6 +1,9 @@
 //! The end-to-end suite: the real application over HTTP on a real database,
 //! every behaviour checked on SQLite and again on PostgreSQL.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod helpers;
 mod openapi;
 mod pages;

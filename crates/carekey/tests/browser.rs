@@ -1,0 +1,225 @@
+//! Browser tests: headless Chromium, driven through ChromeDriver, signs in
+//! through the real pages. Skipped with a message when ChromeDriver is absent,
+//! except under `CI=true`, where its absence fails the run.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use helpers::{spawn_app, Backend, PASSWORD};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A ChromeDriver process that ends with the test.
+struct Driver {
+    process: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn chromedriver_path() -> Option<String> {
+    let candidates = [
+        std::env::var("CHROMEDRIVER").ok(),
+        Some("/usr/bin/chromedriver".into()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+async fn browser() -> Option<(Client, Driver)> {
+    let Some(chromedriver) = chromedriver_path() else {
+        assert!(
+            !carekey_store::testing::in_ci(),
+            "CI=true but chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("SKIPPED browser test: chromedriver not found (apt-get install chromium chromium-driver)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let process = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+        _profile: profile,
+    };
+    let mut capabilities = serde_json::Map::new();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1024,768",
+                format!("--user-data-dir={}", driver._profile.path().display()),
+            ]
+        }),
+    );
+    for _ in 0..100 {
+        // ChromeDriver listens on plain http on loopback: no TLS connector is needed.
+        let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities.clone())
+            .connect(&driver.url)
+            .await;
+        if let Ok(client) = attempt {
+            return Some((client, driver));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not start a Chromium session through chromedriver");
+}
+
+/// Waits until the page's path is `path` (pages load asynchronously after a click).
+async fn wait_for_path(client: &Client, path: &str) {
+    for _ in 0..100 {
+        if client.current_url().await.unwrap().path() == path {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "never reached {path}; at {}",
+        client.current_url().await.unwrap()
+    );
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_signs_in_and_out_through_the_pages_and_reads_them_in_spanish() {
+    let Some((client, _driver)) = browser().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.patient("alex.rivera", "Alex").await;
+
+    client.goto(&app.url("/signin")).await.unwrap();
+    assert_eq!(
+        text_of(&client, "h1").await,
+        "Sign in to your patient portal"
+    );
+    client
+        .find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys("wrong.person")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let alert = text_of(&client, "[role=alert]").await;
+    assert!(alert.contains("That didn't work"), "{alert}");
+
+    let login = client.find(Locator::Id("login")).await.unwrap();
+    login.clear().await.unwrap();
+    login.send_keys("Alex.Rivera").await.unwrap();
+    client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/home").await;
+    assert_eq!(text_of(&client, "h1").await, "Hello, Alex");
+
+    client
+        .find(Locator::Css("form[action='/signout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/signin").await;
+    assert!(text_of(&client, "[role=status]")
+        .await
+        .contains("signed out"));
+
+    client
+        .find(Locator::Css("a.lang-switch"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/signin").await;
+    assert_eq!(
+        text_of(&client, "h1").await,
+        "Entre a su portal del paciente"
+    );
+    let lang = client
+        .find(Locator::Css("html"))
+        .await
+        .unwrap()
+        .attr("lang")
+        .await
+        .unwrap();
+    assert_eq!(lang.as_deref(), Some("es"));
+    assert_eq!(text_of(&client, "label[for=password]").await, "Contraseña");
+
+    client.set_window_size(360, 640).await.unwrap();
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflow.as_i64(),
+        Some(0),
+        "no sideways scrolling on a 360 px phone"
+    );
+    client.close().await.unwrap();
+}
