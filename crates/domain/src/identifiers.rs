@@ -23,6 +23,8 @@ pub enum IdentifierError {
     Email,
     #[error("must be a real date written YYYY-MM-DD")]
     Date,
+    #[error("is not a phone number we can reach")]
+    Phone,
 }
 
 /// Trims and applies NFKC, the first step of every identifier's normalisation.
@@ -110,6 +112,48 @@ impl Email {
 }
 
 impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A phone number in E.164 form (`+12105550142`), parsed with the configured
+/// default region for numbers written without a country code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PhoneE164(String);
+
+impl PhoneE164 {
+    /// `default_region` is an ISO 3166 code such as `US`.
+    pub fn parse(raw: &str, default_region: &str) -> Result<Self, IdentifierError> {
+        let value = normalise(raw);
+        if value.is_empty() {
+            return Err(IdentifierError::Empty);
+        }
+        if value.len() > 32 || value.chars().any(char::is_control) {
+            return Err(IdentifierError::Phone);
+        }
+        let region = default_region.parse::<phonenumber::country::Id>().ok();
+        let number = phonenumber::parse(region, &value).map_err(|_| IdentifierError::Phone)?;
+        if !phonenumber::is_valid(&number) {
+            return Err(IdentifierError::Phone);
+        }
+        Ok(Self(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A stored value, already in E.164 form.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Display for PhoneE164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -209,6 +253,30 @@ mod tests {
     fn emails_with_line_breaks_are_refused() {
         assert!(Email::parse("a@example.com\r\nBcc: x@evil.test").is_err());
         assert!(Email::parse("not-an-email").is_err());
+    }
+
+    #[test]
+    fn phone_numbers_become_e164_in_any_written_form() {
+        for written in [
+            "(210) 555-0142",
+            "210.555.0142",
+            " +1 210 555 0142 ",
+            "+12105550142",
+        ] {
+            assert_eq!(
+                PhoneE164::parse(written, "US").unwrap().as_str(),
+                "+12105550142",
+                "{written}"
+            );
+        }
+        assert_eq!(
+            PhoneE164::parse("+33 6 12 34 56 78", "US")
+                .unwrap()
+                .as_str(),
+            "+33612345678"
+        );
+        assert!(PhoneE164::parse("12", "US").is_err());
+        assert!(PhoneE164::parse("+1 210 555 0142\r\nX", "US").is_err());
     }
 
     #[test]

@@ -39,3 +39,7 @@ id_type!(
     /// A staff user.
     StaffId
 );
+id_type!(
+    /// A message in the outbox.
+    MessageId
+);

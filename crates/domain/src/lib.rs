@@ -10,6 +10,7 @@ pub mod clock;
 pub mod identifiers;
 pub mod ids;
 pub mod lockout;
+pub mod message;
 pub mod model;
 pub mod policy;
 pub mod ports;

@@ -6,8 +6,9 @@
 
 use crate::audit::AuditEvent;
 use crate::identifiers::{Login, Username};
-use crate::ids::{AccountId, PatientId};
+use crate::ids::{AccountId, MessageId, PatientId};
 use crate::lockout::FailureOutcome;
+use crate::message::{MessageData, MessageRecord, MessageStatus, NewMessage};
 use crate::model::{
     AccountForSignIn, NewAccount, NewPatient, NewStaff, SessionOwner, SessionRecord,
 };
@@ -130,10 +131,75 @@ pub trait AuditStore: Send + Sync {
     async fn count_audit(&self, action: &str) -> StoreResult<i64>;
 }
 
+/// The outbox: messages written with the change that caused them, claimed by
+/// delivery workers under a lease so no two workers send one message.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Queues messages on their own (use cases queue theirs inside their own transaction).
+    async fn enqueue_messages(
+        &self,
+        messages: &[NewMessage],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Takes up to `limit` due messages (queued and due, or `sending` with an
+    /// expired lease), marks them `sending` under `owner`'s lease until
+    /// `lease_until`, and counts the attempt.
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        owner: uuid::Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>>;
+
+    /// Records a successful hand-off; the stored data loses its secrets.
+    /// `false` when `owner` no longer holds the lease.
+    async fn record_sent(
+        &self,
+        id: MessageId,
+        owner: uuid::Uuid,
+        provider_id: Option<&str>,
+        kept_data: &MessageData,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Records a failed attempt: queued again at `retry_at`, or `failed` when `None`.
+    async fn record_send_failure(
+        &self,
+        id: MessageId,
+        owner: uuid::Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Applies a provider's later report (delivered, bounced) to the message it sent.
+    async fn record_provider_status(
+        &self,
+        provider_id: &str,
+        status: MessageStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<MessageRecord>>;
+
+    /// The newest messages, optionally of one status.
+    async fn list_messages(
+        &self,
+        status: Option<MessageStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>>;
+
+    /// Puts a `failed` message back in the queue with a fresh set of attempts.
+    async fn requeue_message(&self, id: MessageId, now: DateTime<Utc>) -> StoreResult<bool>;
+}
+
 /// Everything the service needs from storage.
 #[async_trait]
 pub trait Store:
-    PolicyStore + PatientStore + AccountStore + SessionStore + StaffStore + AuditStore
+    PolicyStore + PatientStore + AccountStore + SessionStore + StaffStore + AuditStore + OutboxStore
 {
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

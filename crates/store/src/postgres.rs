@@ -35,4 +35,9 @@ impl PgStore {
     }
 }
 
-crate::shared::impl_store!(PgStore, Postgres, for_update = " FOR UPDATE");
+crate::shared::impl_store!(
+    PgStore,
+    Postgres,
+    for_update = " FOR UPDATE",
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+);

@@ -34,7 +34,7 @@ pub(crate) const LOCK_COLUMNS: &str =
     "failed_attempts, failure_window_started_at, locked_until, lock_held, consecutive_lockouts";
 
 macro_rules! impl_store {
-    ($store:ident, $db:ident, for_update = $for_update:literal) => {
+    ($store:ident, $db:ident, for_update = $for_update:literal, skip_locked = $skip_locked:literal) => {
       mod queries {
         use super::{$store, $db};
         use carekey_domain::ports::{StoreError, StoreResult};
@@ -49,9 +49,11 @@ macro_rules! impl_store {
             AccountForSignIn, AccountStatus, Language, NewAccount, NewPatient, NewStaff, SessionOwner,
             SessionRecord,
         };
+        use carekey_domain::ids::MessageId;
+        use carekey_domain::message::{MessageData, MessageRecord, MessageStatus, NewMessage};
         use carekey_domain::policy::{LockoutPolicy, Policy};
         use carekey_domain::ports::{
-            AccountStore, AuditStore, NewSession, PatientStore, PolicyStore, SessionStore, StaffStore,
+            AccountStore, AuditStore, NewSession, OutboxStore, PatientStore, PolicyStore, SessionStore, StaffStore,
             Store,
         };
         use carekey_domain::session::SessionExpiry;
@@ -157,6 +159,209 @@ macro_rules! impl_store {
                 .await
                 .map_err(backend_error)?;
                 Ok(())
+            }
+        }
+
+        const MESSAGE_COLUMNS: &str = "id, kind, channel, recipient, language, patient_id, payload, status, \
+            attempts, next_attempt_at, last_error, provider_id, created_at, updated_at";
+
+        impl $store {
+            /// Queues messages inside `tx`, so they exist exactly when the change does.
+            #[allow(dead_code)]
+            async fn insert_messages_in(tx: &mut Tx, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+                for message in messages {
+                    let payload = serde_json::to_string(&message.data)
+                        .map_err(|e| StoreError::Backend(e.to_string()))?;
+                    sqlx::query(
+                        "INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
+                         status, attempts, next_attempt_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $8)",
+                    )
+                    .bind(message.id.0)
+                    .bind(message.kind.as_str())
+                    .bind(message.channel.as_str())
+                    .bind(&message.recipient)
+                    .bind(message.language.code())
+                    .bind(message.patient_id.map(|id| id.0))
+                    .bind(payload)
+                    .bind(millis(now))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(backend_error)?;
+                }
+                Ok(())
+            }
+        }
+
+        fn message_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<MessageRecord> {
+            let text = |column: &str| -> StoreResult<String> { row.try_get(column).map_err(backend_error) };
+            let payload = text("payload")?;
+            let attempts: i64 = row.try_get("attempts").map_err(backend_error)?;
+            Ok(MessageRecord {
+                id: MessageId(row.try_get("id").map_err(backend_error)?),
+                kind: text("kind")?.parse().map_err(StoreError::Backend)?,
+                channel: text("channel")?.parse().map_err(StoreError::Backend)?,
+                recipient: text("recipient")?,
+                language: Language::from_tag(&text("language")?).unwrap_or_default(),
+                patient_id: row.try_get::<Option<Uuid>, _>("patient_id").map_err(backend_error)?.map(PatientId),
+                data: serde_json::from_str(&payload).map_err(|e| StoreError::Backend(e.to_string()))?,
+                status: text("status")?.parse().map_err(StoreError::Backend)?,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                next_attempt_at: from_millis(row.try_get("next_attempt_at").map_err(backend_error)?),
+                last_error: row.try_get("last_error").map_err(backend_error)?,
+                provider_id: row.try_get("provider_id").map_err(backend_error)?,
+                created_at: from_millis(row.try_get("created_at").map_err(backend_error)?),
+                updated_at: from_millis(row.try_get("updated_at").map_err(backend_error)?),
+            })
+        }
+
+        #[async_trait]
+        impl OutboxStore for $store {
+            async fn enqueue_messages(&self, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                Self::insert_messages_in(&mut tx, messages, now).await?;
+                Self::commit(tx).await
+            }
+
+            async fn claim_messages(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                lease_until: chrono::DateTime<chrono::Utc>,
+                owner: Uuid,
+                limit: u32,
+            ) -> StoreResult<Vec<MessageRecord>> {
+                let sql = format!(
+                    "UPDATE outbox_messages SET status = 'sending', lease_until = $2, lease_owner = $3, \
+                     attempts = attempts + 1, updated_at = $1 \
+                     WHERE id IN (SELECT id FROM outbox_messages \
+                       WHERE (status = 'queued' AND next_attempt_at <= $1) \
+                          OR (status = 'sending' AND lease_until <= $1) \
+                       ORDER BY next_attempt_at LIMIT $4{}) \
+                     RETURNING {MESSAGE_COLUMNS}",
+                    $skip_locked
+                );
+                let mut tx = self.begin_write().await?;
+                let rows = sqlx::query(&sql)
+                    .bind(millis(now))
+                    .bind(millis(lease_until))
+                    .bind(owner)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                Self::commit(tx).await?;
+                rows.iter().map(message_of).collect()
+            }
+
+            async fn record_sent(
+                &self,
+                id: MessageId,
+                owner: Uuid,
+                provider_id: Option<&str>,
+                kept_data: &MessageData,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<bool> {
+                let payload = serde_json::to_string(kept_data).map_err(|e| StoreError::Backend(e.to_string()))?;
+                let done = sqlx::query(
+                    "UPDATE outbox_messages SET status = 'sent', provider_id = $3, payload = $4, \
+                     last_error = NULL, lease_until = NULL, lease_owner = NULL, updated_at = $5 \
+                     WHERE id = $1 AND lease_owner = $2 AND status = 'sending'",
+                )
+                .bind(id.0)
+                .bind(owner)
+                .bind(provider_id)
+                .bind(payload)
+                .bind(millis(now))
+                .execute(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn record_send_failure(
+                &self,
+                id: MessageId,
+                owner: Uuid,
+                error: &str,
+                retry_at: Option<chrono::DateTime<chrono::Utc>>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<bool> {
+                let status = if retry_at.is_some() { "queued" } else { "failed" };
+                let done = sqlx::query(
+                    "UPDATE outbox_messages SET status = $3, last_error = $4, \
+                     next_attempt_at = COALESCE($5, next_attempt_at), lease_until = NULL, lease_owner = NULL, \
+                     updated_at = $6 WHERE id = $1 AND lease_owner = $2 AND status = 'sending'",
+                )
+                .bind(id.0)
+                .bind(owner)
+                .bind(status)
+                .bind(error.chars().take(1000).collect::<String>())
+                .bind(retry_at.map(millis))
+                .bind(millis(now))
+                .execute(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn record_provider_status(
+                &self,
+                provider_id: &str,
+                status: MessageStatus,
+                error: Option<&str>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<bool> {
+                // Reports only move a sent message forward; a late "sent" never undoes "delivered".
+                let done = sqlx::query(
+                    "UPDATE outbox_messages SET status = $2, last_error = COALESCE($3, last_error), updated_at = $4 \
+                     WHERE provider_id = $1 AND status IN ('sent', 'delivered', 'bounced') \
+                     AND NOT (status = 'delivered' AND $2 = 'sent')",
+                )
+                .bind(provider_id)
+                .bind(status.as_str())
+                .bind(error)
+                .bind(millis(now))
+                .execute(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn message(&self, id: MessageId) -> StoreResult<Option<MessageRecord>> {
+                let sql = format!("SELECT {MESSAGE_COLUMNS} FROM outbox_messages WHERE id = $1");
+                let row = sqlx::query(&sql)
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend_error)?;
+                row.as_ref().map(message_of).transpose()
+            }
+
+            async fn list_messages(&self, status: Option<MessageStatus>, limit: u32) -> StoreResult<Vec<MessageRecord>> {
+                let sql = format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM outbox_messages \
+                     WHERE ($1 IS NULL OR status = $1) ORDER BY created_at DESC LIMIT $2"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(status.map(|s| s.as_str()))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_error)?;
+                rows.iter().map(message_of).collect()
+            }
+
+            async fn requeue_message(&self, id: MessageId, now: chrono::DateTime<chrono::Utc>) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE outbox_messages SET status = 'queued', attempts = 0, next_attempt_at = $2, \
+                     updated_at = $2 WHERE id = $1 AND status = 'failed'",
+                )
+                .bind(id.0)
+                .bind(millis(now))
+                .execute(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                Ok(done.rows_affected() == 1)
             }
         }
 

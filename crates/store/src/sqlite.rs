@@ -54,4 +54,4 @@ impl SqliteStore {
     }
 }
 
-crate::shared::impl_store!(SqliteStore, Sqlite, for_update = "");
+crate::shared::impl_store!(SqliteStore, Sqlite, for_update = "", skip_locked = "");

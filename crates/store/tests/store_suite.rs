@@ -6,9 +6,11 @@
 
 use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
 use carekey_domain::identifiers::{DateOfBirth, Email, Login, Username};
+use carekey_domain::ids::MessageId;
 use carekey_domain::ids::PatientId;
 use carekey_domain::lockout::FailureOutcome;
-use carekey_domain::model::{NewAccount, NewPatient, SessionOwner};
+use carekey_domain::message::{Channel, MessageData, MessageKind, MessageStatus, NewMessage};
+use carekey_domain::model::{Language, NewAccount, NewPatient, SessionOwner};
 use carekey_domain::policy::{LockoutPolicy, Policy};
 use carekey_domain::ports::{NewSession, Store, StoreError};
 use carekey_domain::session::SessionExpiry;
@@ -57,6 +59,10 @@ on_both_backends!(
     concurrent_failures_lock_the_account_exactly_once,
     sessions_are_stored_hashed_touched_and_revoked,
     concurrent_audit_appends_each_get_their_own_place_in_the_chain,
+    concurrent_claims_never_take_one_message_twice,
+    a_lapsed_lease_lets_another_worker_take_over,
+    failures_retry_then_fail_and_can_be_requeued,
+    provider_reports_move_sent_messages_forward_only,
 );
 
 fn at() -> chrono::DateTime<Utc> {
@@ -321,4 +327,190 @@ async fn concurrent_audit_appends_each_get_their_own_place_in_the_chain(store: A
         append.await.unwrap().unwrap();
     }
     assert_eq!(store.count_audit("sign_in.failed").await.unwrap(), 30);
+}
+
+fn message(n: usize) -> NewMessage {
+    NewMessage {
+        id: MessageId::generate(),
+        kind: MessageKind::PasswordReset,
+        channel: Channel::Email,
+        recipient: format!("patient{n}@example.com"),
+        language: Language::Es,
+        patient_id: None,
+        data: MessageData {
+            code: Some("123456".into()),
+            link: Some("https://portal.example/reset?token=t".into()),
+            ..MessageData::default()
+        },
+    }
+}
+
+async fn concurrent_claims_never_take_one_message_twice(store: Arc<dyn Store>) {
+    let messages: Vec<_> = (0..60).map(message).collect();
+    store.enqueue_messages(&messages, at()).await.unwrap();
+    let claims: Vec<_> = (0..6)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .claim_messages(at(), at() + Duration::minutes(1), uuid::Uuid::new_v4(), 15)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claim in claims {
+        claimed.extend(claim.await.unwrap().into_iter().map(|m| m.id));
+    }
+    let unique: std::collections::HashSet<_> = claimed.iter().collect();
+    assert_eq!(unique.len(), claimed.len(), "a message was claimed twice");
+    assert_eq!(claimed.len(), 60);
+    let first = store.message(messages[0].id).await.unwrap().unwrap();
+    assert_eq!((first.status, first.attempts), (MessageStatus::Sending, 1));
+    assert_eq!(first.language, Language::Es);
+}
+
+async fn a_lapsed_lease_lets_another_worker_take_over(store: Arc<dyn Store>) {
+    let sent = message(1);
+    store
+        .enqueue_messages(std::slice::from_ref(&sent), at())
+        .await
+        .unwrap();
+    let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    assert_eq!(
+        store
+            .claim_messages(at(), at() + Duration::minutes(1), first, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .claim_messages(at(), at() + Duration::minutes(1), second, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = at() + Duration::minutes(2);
+    let taken = store
+        .claim_messages(later, later + Duration::minutes(1), second, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken[0].attempts, 2);
+    let kept = sent.data.redacted();
+    assert!(
+        !store
+            .record_sent(sent.id, first, Some("x"), &kept, later)
+            .await
+            .unwrap(),
+        "the first worker lost its lease"
+    );
+    assert!(store
+        .record_sent(sent.id, second, Some("provider-1"), &kept, later)
+        .await
+        .unwrap());
+    let record = store.message(sent.id).await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Sent);
+    assert_eq!(record.provider_id.as_deref(), Some("provider-1"));
+    assert_eq!(
+        (record.data.code, record.data.link),
+        (None, None),
+        "secrets are gone once sent"
+    );
+}
+
+async fn failures_retry_then_fail_and_can_be_requeued(store: Arc<dyn Store>) {
+    let failing = message(1);
+    store
+        .enqueue_messages(std::slice::from_ref(&failing), at())
+        .await
+        .unwrap();
+    let owner = uuid::Uuid::new_v4();
+    store
+        .claim_messages(at(), at() + Duration::minutes(1), owner, 10)
+        .await
+        .unwrap();
+    let retry_at = at() + Duration::seconds(30);
+    assert!(store
+        .record_send_failure(
+            failing.id,
+            owner,
+            "connection refused",
+            Some(retry_at),
+            at()
+        )
+        .await
+        .unwrap());
+    let queued = store.message(failing.id).await.unwrap().unwrap();
+    assert_eq!(
+        (queued.status, queued.next_attempt_at),
+        (MessageStatus::Queued, retry_at)
+    );
+    assert!(
+        store
+            .claim_messages(at(), at() + Duration::minutes(1), owner, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    store
+        .claim_messages(retry_at, retry_at + Duration::minutes(1), owner, 10)
+        .await
+        .unwrap();
+    assert!(store
+        .record_send_failure(failing.id, owner, "550 no such user", None, retry_at)
+        .await
+        .unwrap());
+    let failed = store.message(failing.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, MessageStatus::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some("550 no such user"));
+    assert_eq!(
+        store
+            .list_messages(Some(MessageStatus::Failed), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.requeue_message(failing.id, retry_at).await.unwrap());
+    let again = store.message(failing.id).await.unwrap().unwrap();
+    assert_eq!((again.status, again.attempts), (MessageStatus::Queued, 0));
+    assert!(
+        !store.requeue_message(failing.id, retry_at).await.unwrap(),
+        "only failed messages are requeued"
+    );
+}
+
+async fn provider_reports_move_sent_messages_forward_only(store: Arc<dyn Store>) {
+    let sms = message(1);
+    store
+        .enqueue_messages(std::slice::from_ref(&sms), at())
+        .await
+        .unwrap();
+    let owner = uuid::Uuid::new_v4();
+    store
+        .claim_messages(at(), at() + Duration::minutes(1), owner, 10)
+        .await
+        .unwrap();
+    store
+        .record_sent(sms.id, owner, Some("SM123"), &sms.data.redacted(), at())
+        .await
+        .unwrap();
+    assert!(store
+        .record_provider_status("SM123", MessageStatus::Delivered, None, at())
+        .await
+        .unwrap());
+    assert!(!store
+        .record_provider_status("SM123", MessageStatus::Sent, None, at())
+        .await
+        .unwrap());
+    assert_eq!(
+        store.message(sms.id).await.unwrap().unwrap().status,
+        MessageStatus::Delivered
+    );
+    assert!(!store
+        .record_provider_status("SM999", MessageStatus::Delivered, None, at())
+        .await
+        .unwrap());
 }
