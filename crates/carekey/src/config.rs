@@ -12,7 +12,7 @@ use url::Url;
 
 /// Sections whose keys read `CAREKEY_<SECTION>_<KEY>`; every other variable
 /// names a top-level key (`CAREKEY_DATABASE_URL` → `database_url`).
-const SECTIONS: [&str; 2] = ["clinic", "argon2"];
+const SECTIONS: [&str; 6] = ["clinic", "argon2", "email", "sms", "voice", "delivery"];
 
 /// The configuration as written, before checking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +34,86 @@ pub struct Config {
     /// A header from a trusted reverse proxy holding the client address
     /// (`X-Forwarded-For`); unset, the socket address is used.
     pub trusted_proxy_header: Option<String>,
+    /// Region for phone numbers written without a country code (ISO 3166, `US`).
+    pub default_region: String,
     pub clinic: ClinicConfig,
     pub argon2: Argon2Config,
+    pub email: EmailConfig,
+    pub sms: ProviderConfig,
+    pub voice: ProviderConfig,
+    pub delivery: DeliveryConfig,
+}
+
+/// Outgoing email. Without a URL, messages are written as files (development).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp` or `file`; unset means `smtp` when `url` is set, else `file`.
+    pub transport: Option<String>,
+    /// `smtp://host:port`, `smtp://host?tls=required` (STARTTLS), `smtps://user:pass@host`.
+    pub url: Option<String>,
+    pub from: String,
+}
+
+/// An SMS or voice provider: `file` (development), `twilio`, or `webhook`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub provider: String,
+    pub base_url: String,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
+    pub from: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+}
+
+/// The outbox worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Run the worker inside `carekey serve` (turn off when running `carekey worker` apart).
+    pub in_process: bool,
+    pub max_attempts: u32,
+    pub base_delay_seconds: u32,
+    pub batch: u32,
+    pub concurrency: usize,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            transport: None,
+            url: None,
+            from: "CareKey Clinic <noreply@localhost>".into(),
+        }
+    }
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self {
+            provider: "file".into(),
+            base_url: "https://api.twilio.com".into(),
+            account_sid: None,
+            auth_token: None,
+            from: None,
+            webhook_url: None,
+            webhook_secret: None,
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            in_process: true,
+            max_attempts: 6,
+            base_delay_seconds: 30,
+            batch: 64,
+            concurrency: 16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,8 +145,13 @@ impl Default for Config {
             dev: false,
             log: "info".into(),
             trusted_proxy_header: None,
+            default_region: "US".into(),
             clinic: ClinicConfig::default(),
             argon2: Argon2Config::default(),
+            email: EmailConfig::default(),
+            sms: ProviderConfig::default(),
+            voice: ProviderConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -111,6 +194,11 @@ pub struct Settings {
     pub clinic: ClinicConfig,
     pub argon2: Argon2Settings,
     pub hash_workers: usize,
+    pub default_region: String,
+    pub email: EmailConfig,
+    pub sms: ProviderConfig,
+    pub voice: ProviderConfig,
+    pub delivery: DeliveryConfig,
     /// Settings that work but deserve a second look.
     pub warnings: Vec<String>,
 }
@@ -128,12 +216,19 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let env = Env::prefixed("CAREKEY_").ignore(&["CONFIG"]).map(|key| {
+        // CAREKEY_CONFIG names the file; CAREKEY_TEST_* belong to the test suite.
+        let env = Env::raw().filter_map(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            match SECTIONS.iter().find(|s| key.starts_with(&format!("{s}_"))) {
-                Some(section) => format!("{section}.{}", &key[section.len() + 1..]).into(),
-                None => key.into(),
+            let key = key.strip_prefix("carekey_")?;
+            if key == "config" || key.starts_with("test_") {
+                return None;
             }
+            Some(
+                match SECTIONS.iter().find(|s| key.starts_with(&format!("{s}_"))) {
+                    Some(section) => format!("{section}.{}", &key[section.len() + 1..]).into(),
+                    None => key.to_owned().into(),
+                },
+            )
         });
         figment
             .merge(env)
@@ -203,6 +298,24 @@ impl Config {
         if self.argon2.workers == Some(0) {
             problems.push("argon2.workers: must be at least 1".into());
         }
+        if self
+            .default_region
+            .parse::<phonenumber::country::Id>()
+            .is_err()
+        {
+            problems.push(format!(
+                "default_region: {:?} is not a two-letter country code",
+                self.default_region
+            ));
+        }
+        problems.extend(crate::delivery::check(self));
+        if self.delivery.max_attempts == 0
+            || self.delivery.batch == 0
+            || self.delivery.concurrency == 0
+        {
+            problems
+                .push("delivery: max_attempts, batch and concurrency must be at least 1".into());
+        }
         if self.clinic.name.trim().is_empty() {
             problems.push("clinic.name: must not be empty".into());
         }
@@ -246,6 +359,11 @@ impl Config {
                     .argon2
                     .workers
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+                default_region: self.default_region.clone(),
+                email: self.email.clone(),
+                sms: self.sms.clone(),
+                voice: self.voice.clone(),
+                delivery: self.delivery.clone(),
                 warnings,
             }),
             _ => Err(problems),
@@ -256,6 +374,14 @@ impl Config {
     pub fn masked_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = mask_url_password(&shown.database_url);
+        shown.email.url = shown.email.url.as_deref().map(mask_url_password);
+        for provider in [&mut shown.sms, &mut shown.voice] {
+            for secret in [&mut provider.auth_token, &mut provider.webhook_secret] {
+                if secret.is_some() {
+                    *secret = Some("****".into());
+                }
+            }
+        }
         toml::to_string_pretty(&shown)
             .unwrap_or_else(|e| format!("# cannot show configuration: {e}"))
     }
@@ -348,13 +474,32 @@ mod tests {
     }
 
     #[test]
-    fn the_shown_configuration_masks_the_database_password() {
+    fn the_shown_configuration_masks_every_secret() {
+        let provider = ProviderConfig {
+            provider: "twilio".into(),
+            auth_token: Some("twilio-token-secret".into()),
+            webhook_secret: Some("webhook-secret".into()),
+            ..ProviderConfig::default()
+        };
         let config = Config {
             database_url: "postgres://carekey:hunter2-secret@db/carekey".into(),
+            email: EmailConfig {
+                url: Some("smtps://mailer:smtp-secret@mail.example.org".into()),
+                ..EmailConfig::default()
+            },
+            sms: provider.clone(),
+            voice: provider,
             ..Config::default()
         };
         let shown = config.masked_toml();
-        assert!(!shown.contains("hunter2-secret"));
+        for secret in [
+            "hunter2-secret",
+            "smtp-secret",
+            "twilio-token-secret",
+            "webhook-secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
         assert!(shown.contains("postgres://carekey:****@db/carekey"));
     }
 }

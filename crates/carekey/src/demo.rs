@@ -142,5 +142,8 @@ pub fn instructions(public_url: &str) -> String {
     text.push_str(&format!(
         "\nStaff: frontdesk / \"{STAFF_PASSWORD}\" (front_desk)\n"
     ));
+    text.push_str(&format!(
+        "Messages patients would receive: {public_url}/dev/mailbox\n"
+    ));
     text
 }

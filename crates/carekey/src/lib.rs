@@ -2,6 +2,7 @@
 //! demo seed, kept here so the end-to-end tests start exactly what ships.
 
 pub mod config;
+pub mod delivery;
 pub mod demo;
 
 use anyhow::Context;
@@ -41,6 +42,8 @@ pub fn app(settings: &Settings, services: Services) -> axum::Router {
         help_phone: settings.clinic.help_phone.clone(),
         dev: settings.dev,
         trusted_proxy_header: settings.trusted_proxy_header.clone(),
+        twilio_auth_tokens: delivery::twilio_auth_tokens(settings),
+        mailbox_dir: delivery::mailbox_dir(&settings.data_dir),
     };
     carekey_web::app(AppState::new(services, web))
 }

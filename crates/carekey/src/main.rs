@@ -7,6 +7,8 @@ use carekey::demo;
 use carekey_domain::audit::Actor;
 use carekey_domain::clock::SystemClock;
 use carekey_domain::identifiers::Username;
+use carekey_domain::ids::MessageId;
+use carekey_domain::message::MessageStatus;
 use carekey_domain::model::StaffRole;
 use carekey_domain::secret::Password;
 use clap::{Parser, Subcommand};
@@ -39,6 +41,13 @@ enum Command {
     },
     /// Bring the database schema up to date and exit.
     Migrate,
+    /// Run only the outbox worker (for deployments that send apart from serving).
+    Worker,
+    /// Messages in the outbox.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Staff users.
     Staff {
         #[command(subcommand)]
@@ -66,6 +75,20 @@ enum StaffCommand {
         #[arg(long)]
         role: String,
     },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// The newest messages with their status, attempts and last error.
+    List {
+        /// Only messages with this status (queued, sending, sent, delivered, failed, bounced).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Queue a failed message again.
+    Retry { id: String },
 }
 
 #[derive(Subcommand)]
@@ -131,13 +154,69 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         eprintln!("configuration is valid");
         return Ok(());
     }
-    let settings = checked(&config)?;
+    let mut settings = checked(&config)?;
+    if let Command::Serve { demo: true } = cli.command {
+        // The demo shows what patients would receive at /dev/mailbox.
+        settings.dev = true;
+    }
     init_logging(&settings.log);
     let services = carekey::services(&settings, Arc::new(SystemClock)).await?;
     match cli.command {
         Command::Serve { demo } => serve(&settings, services, demo).await,
         Command::Migrate => {
             println!("database is up to date");
+            Ok(())
+        }
+        Command::Worker => {
+            let senders = carekey::delivery::senders(&settings).map_err(anyhow::Error::msg)?;
+            tracing::info!("outbox worker running");
+            carekey::delivery::worker(&settings, &services, senders)
+                .run(shutdown_signal())
+                .await;
+            Ok(())
+        }
+        Command::Outbox {
+            command: OutboxCommand::List { status, limit },
+        } => {
+            let status = status
+                .map(|s| s.parse::<MessageStatus>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let messages = services
+                .recent_messages(status, limit)
+                .await
+                .map_err(|e| anyhow::anyhow!(describe(e)))?;
+            println!(
+                "{:<36}  {:<20}  {:<5}  {:<20}  {:<9}  {:>3}  {}",
+                "id", "created", "chan", "kind", "status", "try", "to / last error"
+            );
+            for m in messages {
+                println!(
+                    "{:<36}  {:<20}  {:<5}  {:<20}  {:<9}  {:>3}  {}{}",
+                    m.id,
+                    m.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    m.channel.as_str(),
+                    m.kind.as_str(),
+                    m.status.as_str(),
+                    m.attempts,
+                    m.recipient,
+                    m.last_error.map(|e| format!(" — {e}")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Outbox {
+            command: OutboxCommand::Retry { id },
+        } => {
+            let id = MessageId(
+                id.parse()
+                    .map_err(|_| anyhow::anyhow!("{id:?} is not a message id"))?,
+            );
+            services
+                .retry_message(id)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot retry {id}: {}", describe(e)))?;
+            println!("queued {id} again");
             Ok(())
         }
         Command::Staff {

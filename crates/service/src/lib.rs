@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod hashing;
+pub mod messages;
 pub mod sessions;
 pub mod signin;
 

@@ -38,6 +38,8 @@ pub enum ApiError {
     PayloadTooLarge,
     Conflict(&'static str),
     NotFound,
+    /// A provider callback whose signature does not verify.
+    InvalidSignature,
     /// No route serves this path and method.
     NoSuchRoute,
     Internal(String),
@@ -96,6 +98,12 @@ impl ApiError {
                 "not_found",
                 "Not found",
                 "Nothing is here.".into(),
+            ),
+            ApiError::InvalidSignature => (
+                StatusCode::FORBIDDEN,
+                "invalid_signature",
+                "Invalid signature",
+                "The request signature does not match.".into(),
             ),
             ApiError::NoSuchRoute => (
                 StatusCode::NOT_FOUND,

@@ -19,6 +19,10 @@ pub struct WebSettings {
     pub dev: bool,
     /// A header set by a trusted reverse proxy holding the client's address.
     pub trusted_proxy_header: Option<HeaderName>,
+    /// Auth tokens that may sign Twilio status callbacks.
+    pub twilio_auth_tokens: Vec<String>,
+    /// The development senders' folder, shown at `/dev/mailbox` when `dev` is on.
+    pub mailbox_dir: std::path::PathBuf,
 }
 
 impl WebSettings {

@@ -2,6 +2,7 @@
 //! [`OpenApiRouter`], so a route cannot exist without being in
 //! `/api/openapi.json`.
 
+mod hooks;
 mod ops;
 mod sessions;
 
@@ -18,7 +19,8 @@ use utoipa_axum::router::OpenApiRouter;
     ),
     tags(
         (name = "sessions", description = "Patient sign-in and sessions"),
-        (name = "operations", description = "Health, readiness, metrics and this document")
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "hooks", description = "Reports from message providers")
     )
 )]
 struct ApiDoc;
@@ -27,4 +29,5 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(sessions::router())
         .merge(ops::router())
+        .merge(hooks::router())
 }

@@ -5,6 +5,7 @@
 //! the chrome around the content — and [`PageContext::render`] turns a template
 //! into a response, setting the cookies the context decided on.
 
+mod dev;
 mod signin;
 
 use crate::csrf;
@@ -23,7 +24,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
-    signin::router().route("/static/app.css", get(stylesheet))
+    signin::router()
+        .merge(dev::router())
+        .route("/static/app.css", get(stylesheet))
 }
 
 async fn stylesheet() -> impl IntoResponse {
