@@ -26,6 +26,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub services: Services,
+    pub settings: carekey::config::Settings,
     _dir: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -42,6 +43,8 @@ impl Drop for TestApp {
 #[derive(Default)]
 pub struct Options {
     pub public_url: Option<String>,
+    /// Changes to the configuration before the app starts.
+    pub configure: Option<fn(&mut Config)>,
 }
 
 /// Starts the app, or `None` when its backend is not available outside CI.
@@ -50,17 +53,16 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
-    let (database_url, dir) = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            (fresh_sqlite_url(dir.path()), Some(dir))
-        }
-        Backend::Postgres => (fresh_postgres_url("end-to-end test").await?, None),
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match backend {
+        Backend::Sqlite => fresh_sqlite_url(dir.path()),
+        Backend::Postgres => fresh_postgres_url("end-to-end test").await?,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config {
+    let mut config = Config {
         database_url,
+        data_dir: dir.path().to_owned(),
         public_url: options.public_url.unwrap_or_else(|| address.clone()),
         // Cheaper than production so the suite stays quick; the algorithm and code path are the same.
         argon2: Argon2Config {
@@ -71,6 +73,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         },
         ..Config::default()
     };
+    if let Some(configure) = options.configure {
+        configure(&mut config);
+    }
     let settings = config.validate().unwrap();
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
@@ -91,7 +96,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         client,
         clock,
         services,
-        _dir: dir,
+        settings,
+        _dir: Some(dir),
         shutdown: Some(stop),
     })
 }

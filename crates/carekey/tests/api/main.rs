@@ -4,7 +4,9 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod delivery;
 mod helpers;
 mod openapi;
 mod pages;
 mod signin;
+mod sinks;

@@ -216,6 +216,7 @@ async fn every_page_carries_the_security_headers() {
 async fn over_https_cookies_are_host_prefixed_and_secure() {
     let options = Options {
         public_url: Some("https://portal.example-clinic.org".into()),
+        ..Options::default()
     };
     let app = spawn_app_with(Backend::Sqlite, options).await.unwrap();
     app.patient("alex", "Alex").await;
