@@ -9,7 +9,9 @@ use carekey::config::{Config, ProviderConfig};
 use carekey_delivery::twilio::{signature, TwilioAccount, TwilioResource, TwilioSender};
 use carekey_delivery::{Rendered, SendError, Sender, Senders};
 use carekey_domain::ids::MessageId;
-use carekey_domain::message::{Channel, MessageData, MessageKind, MessageRecord, MessageStatus, NewMessage};
+use carekey_domain::message::{
+    Channel, MessageData, MessageKind, MessageRecord, MessageStatus, NewMessage,
+};
 use carekey_domain::model::Language;
 use chrono::Duration;
 use mailparse::MailHeaderMap;
@@ -58,7 +60,10 @@ fn senders_with_email(app: &TestApp, email: Arc<dyn Sender>) -> Senders {
 }
 
 fn smtp(url: &str) -> Arc<dyn Sender> {
-    Arc::new(carekey_delivery::smtp::SmtpSender::new(url, "Hill Clinic <noreply@hill-clinic.example>").unwrap())
+    Arc::new(
+        carekey_delivery::smtp::SmtpSender::new(url, "Hill Clinic <noreply@hill-clinic.example>")
+            .unwrap(),
+    )
 }
 
 async fn status(app: &TestApp, id: MessageId) -> MessageRecord {
@@ -67,33 +72,59 @@ async fn status(app: &TestApp, id: MessageId) -> MessageRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spanish_patient_gets_a_multipart_email_through_a_real_smtp_server() {
-    let Some(sink) = SmtpSink::start().await else { return };
+    let Some(sink) = SmtpSink::start().await else {
+        return;
+    };
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     let message = reset_message(Channel::Email, "maria.garcia@example.com", Language::Es);
     enqueue(&app, &message).await;
-    let worker = carekey::delivery::worker(&app.settings, &app.services, senders_with_email(&app, smtp(&sink.url())));
+    let worker = carekey::delivery::worker(
+        &app.settings,
+        &app.services,
+        senders_with_email(&app, smtp(&sink.url())),
+    );
     assert_eq!(worker.run_once().await.unwrap(), 1);
 
     let received = sink.messages();
     assert_eq!(received.len(), 1);
     let mail = mailparse::parse_mail(&received[0]).unwrap();
-    assert_eq!(mail.headers.get_first_value("To").as_deref(), Some("maria.garcia@example.com"));
+    assert_eq!(
+        mail.headers.get_first_value("To").as_deref(),
+        Some("maria.garcia@example.com")
+    );
     assert_eq!(
         mail.headers.get_first_value("Subject").as_deref(),
         Some("Cambie la contraseña de su portal de CareKey Clinic")
     );
     assert_eq!(mail.ctype.mimetype, "multipart/alternative");
-    let parts: Vec<_> = mail.subparts.iter().map(|p| p.ctype.mimetype.clone()).collect();
+    let parts: Vec<_> = mail
+        .subparts
+        .iter()
+        .map(|p| p.ctype.mimetype.clone())
+        .collect();
     assert_eq!(parts, ["text/plain", "text/html"]);
     let text = mail.subparts[0].get_body().unwrap();
-    assert!(text.contains("Hola, María:") && text.contains("482913") && text.contains("reset?token=tok"), "{text}");
+    assert!(
+        text.contains("Hola, María:")
+            && text.contains("482913")
+            && text.contains("reset?token=tok"),
+        "{text}"
+    );
     let html = mail.subparts[1].get_body().unwrap();
     assert!(html.contains(r#"<html lang="es">"#));
 
     let record = status(&app, message.id).await;
     assert_eq!(record.status, MessageStatus::Sent);
-    assert_eq!(record.provider_id, mail.headers.get_first_value("Message-ID"), "we keep the Message-ID");
-    assert_eq!((record.data.code, record.data.link), (None, None), "the code and link are not kept after sending");
+    assert_eq!(
+        record.provider_id,
+        mail.headers.get_first_value("Message-ID"),
+        "we keep the Message-ID"
+    );
+    assert_eq!(
+        (record.data.code, record.data.link),
+        (None, None),
+        "the code and link are not kept after sending"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,19 +134,39 @@ async fn an_smtp_outage_is_retried_and_the_message_arrives_once() {
     let message = reset_message(Channel::Email, "alex@example.com", Language::En);
     enqueue(&app, &message).await;
     let url = format!("smtp://127.0.0.1:{port}");
-    let worker = carekey::delivery::worker(&app.settings, &app.services, senders_with_email(&app, smtp(&url)));
+    let worker = carekey::delivery::worker(
+        &app.settings,
+        &app.services,
+        senders_with_email(&app, smtp(&url)),
+    );
 
     worker.run_once().await.unwrap();
     let down = status(&app, message.id).await;
     assert_eq!((down.status, down.attempts), (MessageStatus::Queued, 1));
-    assert!(down.last_error.as_deref().unwrap_or_default().contains("SMTP"), "{down:?}");
-    assert_eq!(worker.run_once().await.unwrap(), 0, "not retried before its backoff");
+    assert!(
+        down.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("SMTP"),
+        "{down:?}"
+    );
+    assert_eq!(
+        worker.run_once().await.unwrap(),
+        0,
+        "not retried before its backoff"
+    );
 
-    let Some(sink) = SmtpSink::start_on(port).await else { return };
+    let Some(sink) = SmtpSink::start_on(port).await else {
+        return;
+    };
     app.advance(Duration::seconds(40));
     assert_eq!(worker.run_once().await.unwrap(), 1);
     app.advance(Duration::hours(2));
-    assert_eq!(worker.run_once().await.unwrap(), 0, "a sent message is never sent again");
+    assert_eq!(
+        worker.run_once().await.unwrap(),
+        0,
+        "a sent message is never sent again"
+    );
     assert_eq!(sink.messages().len(), 1);
     let up = status(&app, message.id).await;
     assert_eq!((up.status, up.attempts), (MessageStatus::Sent, 2));
@@ -127,7 +178,11 @@ async fn after_the_last_attempt_a_message_is_failed_with_its_error_and_can_be_re
     let message = reset_message(Channel::Email, "alex@example.com", Language::En);
     enqueue(&app, &message).await;
     let url = format!("smtp://127.0.0.1:{}", free_port());
-    let worker = carekey::delivery::worker(&app.settings, &app.services, senders_with_email(&app, smtp(&url)));
+    let worker = carekey::delivery::worker(
+        &app.settings,
+        &app.services,
+        senders_with_email(&app, smtp(&url)),
+    );
     for _ in 0..app.settings.delivery.max_attempts {
         worker.run_once().await.unwrap();
         app.advance(Duration::hours(2));
@@ -136,7 +191,11 @@ async fn after_the_last_attempt_a_message_is_failed_with_its_error_and_can_be_re
     assert_eq!(failed.status, MessageStatus::Failed);
     assert_eq!(failed.attempts, app.settings.delivery.max_attempts);
     assert!(failed.last_error.is_some());
-    assert_eq!(worker.run_once().await.unwrap(), 0, "failed messages stay failed");
+    assert_eq!(
+        worker.run_once().await.unwrap(),
+        0,
+        "failed messages stay failed"
+    );
 
     app.services.retry_message(message.id).await.unwrap();
     assert_eq!(status(&app, message.id).await.status, MessageStatus::Queued);
@@ -182,16 +241,31 @@ async fn texts_and_calls_reach_the_provider_as_twilio_expects_them() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"))
     );
-    let sms = requests.iter().find(|r| r.path.ends_with("/Messages.json")).unwrap();
-    assert_eq!(sms.path, format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"));
+    let sms = requests
+        .iter()
+        .find(|r| r.path.ends_with("/Messages.json"))
+        .unwrap();
+    assert_eq!(
+        sms.path,
+        format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json")
+    );
     assert_eq!(sms.authorization.as_deref(), Some(basic.as_str()));
-    assert_eq!(sms.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        sms.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
     assert_eq!(sms.field("To"), Some("+12105550177"));
     assert_eq!(sms.field("From"), Some("+12105550000"));
     assert!(sms.field("Body").unwrap().contains("482913"));
-    assert_eq!(sms.field("StatusCallback"), Some("https://portal.example/hooks/twilio/status"));
+    assert_eq!(
+        sms.field("StatusCallback"),
+        Some("https://portal.example/hooks/twilio/status")
+    );
 
-    let voice = requests.iter().find(|r| r.path.ends_with("/Calls.json")).unwrap();
+    let voice = requests
+        .iter()
+        .find(|r| r.path.ends_with("/Calls.json"))
+        .unwrap();
     assert_eq!(voice.field("To"), Some("+12105550188"));
     let twiml = voice.field("Twiml").unwrap();
     assert_eq!(twiml.matches("4, 8, 2, 9, 1, 3.").count(), 2, "{twiml}");
@@ -200,7 +274,11 @@ async fn texts_and_calls_reach_the_provider_as_twilio_expects_them() {
     let sent_text = status(&app, text.id).await;
     assert_eq!(sent_text.status, MessageStatus::Sent);
     assert!(sent_text.provider_id.unwrap().starts_with("SM"));
-    assert!(status(&app, call.id).await.provider_id.unwrap().starts_with("CA"));
+    assert!(status(&app, call.id)
+        .await
+        .provider_id
+        .unwrap()
+        .starts_with("CA"));
 }
 
 fn with_twilio_sms(config: &mut Config) {
@@ -229,7 +307,10 @@ async fn provider_status_callbacks_count_only_with_a_valid_signature() {
         sms: twilio(&provider, TwilioResource::Messages),
         ..defaults
     };
-    carekey::delivery::worker(&app.settings, &app.services, senders).run_once().await.unwrap();
+    carekey::delivery::worker(&app.settings, &app.services, senders)
+        .run_once()
+        .await
+        .unwrap();
     let sid = status(&app, text.id).await.provider_id.unwrap();
 
     let params: Vec<(String, String)> = vec![
@@ -248,7 +329,10 @@ async fn provider_status_callbacks_count_only_with_a_valid_signature() {
     };
     let forged = post(signature("wrong-token", url, &params)).await.unwrap();
     assert_eq!(forged.status(), 403);
-    assert_eq!(forged.json::<serde_json::Value>().await.unwrap()["error"], "invalid_signature");
+    assert_eq!(
+        forged.json::<serde_json::Value>().await.unwrap()["error"],
+        "invalid_signature"
+    );
     assert_eq!(status(&app, text.id).await.status, MessageStatus::Sent);
 
     let genuine = post(signature(AUTH_TOKEN, url, &params)).await.unwrap();
@@ -264,7 +348,11 @@ struct Recording {
 
 #[async_trait]
 impl Sender for Recording {
-    async fn send(&self, message: &MessageRecord, _: &Rendered) -> Result<Option<String>, SendError> {
+    async fn send(
+        &self,
+        message: &MessageRecord,
+        _: &Rendered,
+    ) -> Result<Option<String>, SendError> {
         tokio::task::yield_now().await;
         self.sent.lock().unwrap().push(message.id);
         Ok(None)
@@ -284,11 +372,23 @@ async fn drain_worker(worker: &carekey_delivery::Worker) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_on_one_postgres_database_send_a_thousand_messages_once_each() {
-    let Some(app) = spawn_app(Backend::Postgres).await else { return };
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
     let messages: Vec<NewMessage> = (0..1000)
-        .map(|n| reset_message(Channel::Email, &format!("patient{n}@example.com"), Language::En))
+        .map(|n| {
+            reset_message(
+                Channel::Email,
+                &format!("patient{n}@example.com"),
+                Language::En,
+            )
+        })
         .collect();
-    app.services.store.enqueue_messages(&messages, app.clock.now_utc()).await.unwrap();
+    app.services
+        .store
+        .enqueue_messages(&messages, app.clock.now_utc())
+        .await
+        .unwrap();
     let recording = Arc::new(Recording::default());
     let senders = Senders {
         email: recording.clone(),
@@ -296,7 +396,9 @@ async fn two_workers_on_one_postgres_database_send_a_thousand_messages_once_each
         voice: recording.clone(),
     };
     // Two workers with their own database pools, as two processes would have.
-    let second_services = carekey::services(&app.settings, app.clock.clone()).await.unwrap();
+    let second_services = carekey::services(&app.settings, app.clock.clone())
+        .await
+        .unwrap();
     let workers = [
         carekey::delivery::worker(&app.settings, &app.services, senders.clone()),
         carekey::delivery::worker(&app.settings, &second_services, senders),
@@ -308,5 +410,9 @@ async fn two_workers_on_one_postgres_database_send_a_thousand_messages_once_each
     assert_eq!(sent.len(), 1000, "{} sends for 1000 messages", sent.len());
     assert_eq!(unique.len(), 1000, "a message was sent twice");
     let expected: HashSet<_> = messages.iter().map(|m| m.id).collect();
-    assert_eq!(unique.into_iter().copied().collect::<HashSet<_>>(), expected, "none missing");
+    assert_eq!(
+        unique.into_iter().copied().collect::<HashSet<_>>(),
+        expected,
+        "none missing"
+    );
 }

@@ -232,3 +232,79 @@ async fn over_https_cookies_are_host_prefixed_and_secure() {
     assert!(csrf_cookie.starts_with("__Host-carekey_csrf=") && csrf_cookie.contains("Secure"));
     assert!(page.headers().contains_key("strict-transport-security"));
 }
+
+fn development(config: &mut carekey::config::Config) {
+    config.dev = true;
+}
+
+#[tokio::test]
+async fn the_dev_mailbox_shows_what_patients_would_receive_only_in_development() {
+    use carekey_domain::ids::MessageId;
+    use carekey_domain::message::{Channel, MessageData, MessageKind, NewMessage};
+    use carekey_domain::model::Language;
+
+    let options = Options {
+        configure: Some(development),
+        ..Options::default()
+    };
+    let app = spawn_app_with(Backend::Sqlite, options).await.unwrap();
+    let message = NewMessage {
+        id: MessageId::generate(),
+        kind: MessageKind::UsernameReminder,
+        channel: Channel::Email,
+        recipient: "alex@example.com".into(),
+        language: Language::En,
+        patient_id: None,
+        data: MessageData {
+            usernames: vec!["alex.rivera".into()],
+            ..MessageData::default()
+        },
+    };
+    let now = carekey_domain::clock::Clock::now(app.clock.as_ref());
+    app.services
+        .store
+        .enqueue_messages(&[message], now)
+        .await
+        .unwrap();
+    let senders = carekey::delivery::senders(&app.settings).unwrap();
+    carekey::delivery::worker(&app.settings, &app.services, senders)
+        .run_once()
+        .await
+        .unwrap();
+
+    let listing = reqwest::get(app.url("/dev/mailbox"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = listing
+        .find("href=\"/dev/mailbox/")
+        .expect("a message is listed")
+        + 6;
+    let href = &listing[start..start + listing[start..].find('"').unwrap()];
+    assert!(href.ends_with("-email.eml"), "{href}");
+    let eml = reqwest::get(app.url(href))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        eml.contains("alex.rivera") && eml.contains("Subject: Your CareKey Clinic portal username"),
+        "{eml}"
+    );
+    let escape = reqwest::get(app.url("/dev/mailbox/..%2F..%2Fcarekey.db"))
+        .await
+        .unwrap();
+    assert_eq!(escape.status(), 404);
+
+    let production = spawn_app(Backend::Sqlite).await.unwrap();
+    assert_eq!(
+        reqwest::get(production.url("/dev/mailbox"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

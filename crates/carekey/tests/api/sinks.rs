@@ -29,18 +29,25 @@ impl Drop for SmtpSink {
 
 /// A Python that can import aiosmtpd (Debian's python3-aiosmtpd, or a pip install).
 fn python_with_aiosmtpd() -> Option<String> {
-    ["/usr/bin/python3", "python3"].into_iter().map(str::to_owned).find(|python| {
-        Command::new(python)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .map(str::to_owned)
+        .find(|python| {
+            Command::new(python)
+                .args(["-c", "import aiosmtpd"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl SmtpSink {
@@ -60,15 +67,30 @@ impl SmtpSink {
         };
         let maildir = tempfile::tempdir().unwrap();
         let process = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
             .arg(maildir.path().join("mail"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd starts");
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Some(Self { process, port, maildir });
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Some(Self {
+                    process,
+                    port,
+                    maildir,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -101,7 +123,10 @@ pub struct ProviderRequest {
 
 impl ProviderRequest {
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -127,7 +152,10 @@ async fn create(
     body: Bytes,
 ) -> impl IntoResponse {
     use base64::Engine;
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"))
@@ -136,15 +164,24 @@ async fn create(
     recorder.requests.lock().unwrap().push(ProviderRequest {
         path: format!("/2010-04-01/Accounts/{account}/{resource}"),
         authorization: authorization.clone(),
-        content_type: headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        content_type: headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         form,
     });
     if account != ACCOUNT_SID || authorization.as_deref() != Some(expected.as_str()) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate"})));
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate"})),
+        );
     }
     let prefix = if resource == "Calls.json" { "CA" } else { "SM" };
     let sid = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
-    (StatusCode::CREATED, axum::Json(serde_json::json!({"sid": sid, "status": "queued"})))
+    (
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({"sid": sid, "status": "queued"})),
+    )
 }
 
 impl ProviderStandIn {
