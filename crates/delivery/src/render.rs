@@ -370,6 +370,10 @@ mod tests {
                         && !text.contains("{")
                         && html.contains(&format!(r#"lang="{}""#, language.code()))
                 );
+                assert!(
+                    text.contains("(210) 555-0100"),
+                    "{kind:?}: every email names the help line: {text}"
+                );
                 let Rendered::Sms { body } =
                     render(kind, Channel::Sms, language, &data, &ctx()).unwrap()
                 else {
