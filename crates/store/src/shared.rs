@@ -167,7 +167,6 @@ macro_rules! impl_store {
 
         impl $store {
             /// Queues messages inside `tx`, so they exist exactly when the change does.
-            #[allow(dead_code)]
             async fn insert_messages_in(tx: &mut Tx, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
                 for message in messages {
                     let payload = serde_json::to_string(&message.data)

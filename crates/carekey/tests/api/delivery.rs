@@ -416,3 +416,58 @@ async fn two_workers_on_one_postgres_database_send_a_thousand_messages_once_each
         "none missing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinic_gateway_receives_signed_json_for_texts() {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    let received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+    let record = received.clone();
+    let gateway = axum::Router::new().route(
+        "/gateway",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/gateway", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, gateway).await });
+
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let text = reset_message(Channel::Sms, "+12105550177", Language::Es);
+    enqueue(&app, &text).await;
+    let defaults = carekey::delivery::senders(&app.settings).unwrap();
+    let webhook =
+        carekey_delivery::webhook::WebhookSender::new(url, "gateway-secret".into()).unwrap();
+    let senders = Senders {
+        sms: Arc::new(webhook),
+        ..defaults
+    };
+    carekey::delivery::worker(&app.settings, &app.services, senders)
+        .run_once()
+        .await
+        .unwrap();
+
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let (headers, body) = &received[0];
+    let presented = headers["x-carekey-signature"].to_str().unwrap();
+    assert_eq!(
+        presented,
+        carekey_delivery::webhook::signature("gateway-secret", body)
+    );
+    assert_ne!(
+        presented,
+        carekey_delivery::webhook::signature("other-secret", body)
+    );
+    let document: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(document["to"], "+12105550177");
+    assert_eq!(document["language"], "es");
+    assert!(document["body"].as_str().unwrap().contains("482913"));
+    assert_eq!(status(&app, text.id).await.status, MessageStatus::Sent);
+}
