@@ -187,8 +187,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!(describe(e)))?;
             println!(
-                "{:<36}  {:<20}  {:<5}  {:<20}  {:<9}  {:>3}  {}",
-                "id", "created", "chan", "kind", "status", "try", "to / last error"
+                "{:<36}  {:<20}  {:<5}  {:<20}  {:<9}  {:>3}  to / last error",
+                "id", "created", "chan", "kind", "status", "try"
             );
             for m in messages {
                 println!(

@@ -58,3 +58,12 @@ impl Senders {
         }
     }
 }
+
+/// The HTTP client the provider senders share: a bounded wait, so a stuck
+/// provider delays one message rather than the worker.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}

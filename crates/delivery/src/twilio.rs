@@ -45,12 +45,8 @@ struct Created {
 
 impl TwilioSender {
     pub fn new(account: TwilioAccount, resource: TwilioResource) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(20))
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
-            client,
+            client: crate::senders::http_client()?,
             account,
             resource,
         })

@@ -66,7 +66,7 @@ impl SmtpSink {
             return None;
         };
         let maildir = tempfile::tempdir().unwrap();
-        let process = Command::new(python)
+        let mut process = Command::new(python)
             .args([
                 "-m",
                 "aiosmtpd",
@@ -94,6 +94,8 @@ impl SmtpSink {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = process.kill();
+        let _ = process.wait();
         panic!("aiosmtpd did not start on port {port}");
     }
 
