@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lockout;
 pub mod message;
 pub mod model;
+pub mod password_rules;
 pub mod policy;
 pub mod ports;
 pub mod secret;

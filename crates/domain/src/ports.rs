@@ -44,6 +44,30 @@ pub struct NewSession {
     pub user_agent: Option<String>,
 }
 
+/// An account's password, history and personal details, for a password change.
+#[derive(Debug, Clone)]
+pub struct PasswordContext {
+    pub patient_id: PatientId,
+    pub password_hash: String,
+    /// The newest `history` previous hashes, the current one first.
+    pub history: Vec<String>,
+    pub personal: crate::password_rules::PersonalInfo,
+    pub language: crate::model::Language,
+    /// Verified contacts: (`email` or `phone`, value).
+    pub verified_contacts: Vec<(String, String)>,
+}
+
+/// A new password for an account, and what goes with it.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    pub account: AccountId,
+    pub password_hash: String,
+    pub at: DateTime<Utc>,
+    /// The session the change was made from, which stays signed in.
+    pub keep_session: Option<TokenHash>,
+    pub notices: Vec<NewMessage>,
+}
+
 #[async_trait]
 pub trait PolicyStore: Send + Sync {
     /// The organisation's policy; the defaults when none was saved.
@@ -86,6 +110,18 @@ pub trait AccountStore: Send + Sync {
     /// session, with its audit event, in one transaction. `false` when the account
     /// was locked or disabled meanwhile: then nothing is stored.
     async fn complete_sign_in(&self, session: &NewSession, audit: AuditEvent) -> StoreResult<bool>;
+
+    /// What a password change needs to know about the account, in one read.
+    async fn password_context(
+        &self,
+        account: AccountId,
+        history: u32,
+    ) -> StoreResult<PasswordContext>;
+
+    /// Sets a new password in one transaction: the hash and its history entry,
+    /// every session but `keep_session` revoked, the notices queued, the audit
+    /// event written.
+    async fn change_password(&self, change: &PasswordChange, audit: AuditEvent) -> StoreResult<()>;
 
     /// Stops the account from signing in and ends its sessions. `NotFound` for an
     /// unknown username.

@@ -7,26 +7,11 @@ use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
 use carekey_domain::identifiers::Username;
 use carekey_domain::ids::{AccountId, PatientId, StaffId};
 use carekey_domain::model::{NewAccount, NewPatient, NewStaff, StaffRole};
+use carekey_domain::password_rules::PersonalInfo;
 use carekey_domain::secret::Password;
 use serde_json::json;
 
 impl Services {
-    /// Checks a new password's length against the organisation's policy.
-    async fn acceptable_new_password(&self, password: &Password) -> ServiceResult<()> {
-        let policy = self.store.load_policy().await?.password;
-        let length = password.char_count();
-        if length < policy.min_length as usize || length > policy.max_length as usize {
-            return Err(ServiceError::invalid(
-                "password",
-                format!(
-                    "must be between {} and {} characters",
-                    policy.min_length, policy.max_length
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// Adds a patient record, its contacts counted as verified by staff.
     pub async fn create_patient(
         &self,
@@ -51,7 +36,12 @@ impl Services {
         password: &Password,
         actor: Actor,
     ) -> ServiceResult<AccountId> {
-        self.acceptable_new_password(password).await?;
+        let personal = PersonalInfo {
+            username: Some(username.as_str().to_owned()),
+            ..PersonalInfo::default()
+        };
+        self.require_acceptable(password, &personal, None, &[])
+            .await?;
         let password_hash = self.hasher.hash(password).await.map_err(internal)?;
         let account = NewAccount {
             patient_id,
@@ -75,7 +65,12 @@ impl Services {
         password: &Password,
         actor: Actor,
     ) -> ServiceResult<StaffId> {
-        self.acceptable_new_password(password).await?;
+        let personal = PersonalInfo {
+            username: Some(username.as_str().to_owned()),
+            ..PersonalInfo::default()
+        };
+        self.require_acceptable(password, &personal, None, &[])
+            .await?;
         let staff = NewStaff {
             id: StaffId::generate(),
             username,

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod hashing;
 pub mod messages;
+pub mod passwords;
 pub mod sessions;
 pub mod signin;
 
@@ -42,6 +43,12 @@ pub enum ServiceError {
     /// Input that cannot be taken, with the reason per field.
     #[error("invalid request")]
     InvalidRequest(BTreeMap<String, String>),
+    /// The new password and its confirmation differ.
+    #[error("the passwords do not match")]
+    PasswordMismatch,
+    /// The new password breaks these rules of the organisation's policy.
+    #[error("the password breaks the policy")]
+    PasswordPolicy(Vec<carekey_domain::password_rules::Rule>),
     /// A unique value (`mrn`, `username`) is taken.
     #[error("{0} is already taken")]
     Conflict(&'static str),

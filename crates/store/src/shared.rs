@@ -53,7 +53,7 @@ macro_rules! impl_store {
         use carekey_domain::message::{MessageData, MessageRecord, MessageStatus, NewMessage};
         use carekey_domain::policy::{LockoutPolicy, Policy};
         use carekey_domain::ports::{
-            AccountStore, AuditStore, NewSession, OutboxStore, PatientStore, PolicyStore, SessionStore, StaffStore,
+            AccountStore, AuditStore, NewSession, OutboxStore, PasswordChange, PasswordContext, PatientStore, PolicyStore, SessionStore, StaffStore,
             Store,
         };
         use carekey_domain::session::SessionExpiry;
@@ -606,6 +606,102 @@ macro_rules! impl_store {
                 Self::append_in(&mut tx, &audit.account(account).patient(patient)).await?;
                 Self::commit(tx).await?;
                 Ok(true)
+            }
+
+            async fn password_context(&self, account: AccountId, history: u32) -> StoreResult<PasswordContext> {
+                let row = sqlx::query(
+                    "SELECT a.patient_id, a.username, a.password_hash, p.given_name, p.family_name, \
+                     p.date_of_birth, p.preferred_language FROM portal_accounts a \
+                     JOIN patients p ON p.id = a.patient_id WHERE a.id = $1",
+                )
+                .bind(account.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_error)?
+                .ok_or(StoreError::NotFound)?;
+                let patient_id = PatientId(row.try_get("patient_id").map_err(backend_error)?);
+                let history: Vec<String> = sqlx::query_scalar(
+                    "SELECT password_hash FROM password_history WHERE account_id = $1 \
+                     ORDER BY set_at DESC, id DESC LIMIT $2",
+                )
+                .bind(account.0)
+                .bind(i64::from(history))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                let contacts = sqlx::query(
+                    "SELECT kind, value, verified_by FROM contacts WHERE patient_id = $1 ORDER BY kind",
+                )
+                .bind(patient_id.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                let mut email = None;
+                let mut verified_contacts = Vec::new();
+                for contact in &contacts {
+                    let kind: String = contact.try_get("kind").map_err(backend_error)?;
+                    let value: String = contact.try_get("value").map_err(backend_error)?;
+                    let verified: Option<String> = contact.try_get("verified_by").map_err(backend_error)?;
+                    if kind == "email" {
+                        email = Some(value.clone());
+                    }
+                    if verified.is_some() {
+                        verified_contacts.push((kind, value));
+                    }
+                }
+                let born: String = row.try_get("date_of_birth").map_err(backend_error)?;
+                let language: Option<String> = row.try_get("preferred_language").map_err(backend_error)?;
+                Ok(PasswordContext {
+                    patient_id,
+                    password_hash: row.try_get("password_hash").map_err(backend_error)?,
+                    history,
+                    personal: carekey_domain::password_rules::PersonalInfo {
+                        username: Some(row.try_get("username").map_err(backend_error)?),
+                        given_name: Some(row.try_get("given_name").map_err(backend_error)?),
+                        family_name: Some(row.try_get("family_name").map_err(backend_error)?),
+                        email,
+                        date_of_birth: carekey_domain::identifiers::DateOfBirth::parse(&born).ok(),
+                    },
+                    language: language.as_deref().and_then(Language::from_tag).unwrap_or_default(),
+                    verified_contacts,
+                })
+            }
+
+            async fn change_password(&self, change: &PasswordChange, audit: AuditEvent) -> StoreResult<()> {
+                let at = millis(change.at);
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(
+                    "UPDATE portal_accounts SET password_hash = $2, password_changed_at = $3 \
+                     WHERE id = $1 RETURNING patient_id",
+                )
+                .bind(change.account.0)
+                .bind(&change.password_hash)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_error)?
+                .ok_or(StoreError::NotFound)?;
+                let patient = PatientId(row.try_get("patient_id").map_err(backend_error)?);
+                sqlx::query("INSERT INTO password_history (account_id, password_hash, set_at) VALUES ($1, $2, $3)")
+                    .bind(change.account.0)
+                    .bind(&change.password_hash)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                let keep = change.keep_session.as_ref().map(|h| h.as_bytes().to_vec()).unwrap_or_default();
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL AND id_hash <> $3",
+                )
+                .bind(change.account.0)
+                .bind(at)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                Self::insert_messages_in(&mut tx, &change.notices, change.at).await?;
+                Self::append_in(&mut tx, &audit.account(change.account).patient(patient)).await?;
+                Self::commit(tx).await
             }
 
             async fn disable_account(&self, username: &Username, reason: &str, audit: AuditEvent) -> StoreResult<AccountId> {

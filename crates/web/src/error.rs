@@ -25,6 +25,17 @@ pub struct Problem {
     /// Validation errors: why each named field was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, String>>,
+    /// Password-policy errors: each broken rule with a message in the caller's language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Vec<Violation>>,
+}
+
+/// One broken password rule.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Violation {
+    /// `min_length`, `max_length`, `blocklist`, `personal_info`, `history`, `near_copy`, `strength` or `classes`.
+    pub rule: String,
+    pub message: String,
 }
 
 /// An API failure; each variant has one status and one code.
@@ -33,6 +44,8 @@ pub enum ApiError {
     InvalidCredentials,
     Unauthenticated,
     InvalidRequest(BTreeMap<String, String>),
+    PasswordMismatch,
+    PasswordPolicy(Vec<Violation>),
     MalformedBody(String),
     UnsupportedMediaType,
     PayloadTooLarge,
@@ -65,6 +78,18 @@ impl ApiError {
                 "invalid_request",
                 "Invalid request",
                 "Some fields could not be accepted; see `fields`.".into(),
+            ),
+            ApiError::PasswordMismatch => (
+                StatusCode::BAD_REQUEST,
+                "password_mismatch",
+                "Passwords differ",
+                "The new password and its confirmation are not the same.".into(),
+            ),
+            ApiError::PasswordPolicy(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "password_policy",
+                "Password not accepted",
+                "The new password breaks the rules listed in `violations`.".into(),
             ),
             ApiError::MalformedBody(why) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -132,6 +157,10 @@ impl ApiError {
                 ApiError::InvalidRequest(fields) => Some(fields.clone()),
                 _ => None,
             },
+            violations: match self {
+                ApiError::PasswordPolicy(violations) => Some(violations.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -142,6 +171,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidCredentials => ApiError::InvalidCredentials,
             ServiceError::Unauthenticated => ApiError::Unauthenticated,
             ServiceError::InvalidRequest(fields) => ApiError::InvalidRequest(fields),
+            ServiceError::PasswordMismatch => ApiError::PasswordMismatch,
+            ServiceError::PasswordPolicy(rules) => {
+                ApiError::PasswordPolicy(crate::api::passwords::violations(
+                    &rules,
+                    crate::i18n::Tr::new(carekey_domain::model::Language::En),
+                    &carekey_domain::policy::PasswordPolicy::default(),
+                ))
+            }
             ServiceError::Conflict(what) => ApiError::Conflict(what),
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Internal(cause) => ApiError::Internal(cause),

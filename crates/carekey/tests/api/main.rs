@@ -8,5 +8,6 @@ mod delivery;
 mod helpers;
 mod openapi;
 mod pages;
+mod passwords;
 mod signin;
 mod sinks;

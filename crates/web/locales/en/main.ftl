@@ -31,3 +31,14 @@ form-expired-body = For your safety, forms stop working after a while. Please tr
 not-found-title = We can't find that page
 not-found-body = The link may be old or typed wrong.
 back-to-signin = Go to the sign-in page
+
+rule-min_length = Use at least { $min } characters.
+rule-max_length = Use no more than { $max } characters.
+rule-blocklist = This password is too common, so it is easy to guess.
+rule-personal_info = Leave out your name, username, email and date of birth.
+rule-history = You used this password before. Choose a new one.
+rule-near_copy = This is too close to your old password. Choose something new.
+rule-strength = This would be easy to guess. Try adding another word.
+rule-classes = Use { $classes } of these: small letters, capital letters, numbers, symbols.
+suggest-passphrase = A good choice: four or more words that don't go together, like "orange tugboat whistles quietly".
+suggest-manager = A password manager can remember it for you.

@@ -31,3 +31,14 @@ form-expired-body = Por su seguridad, los formularios dejan de funcionar despué
 not-found-title = No encontramos esa página
 not-found-body = Puede que el enlace sea antiguo o esté mal escrito.
 back-to-signin = Ir a la página para entrar
+
+rule-min_length = Use por lo menos { $min } caracteres.
+rule-max_length = Use como máximo { $max } caracteres.
+rule-blocklist = Esta contraseña es muy común, así que es fácil de adivinar.
+rule-personal_info = No use su nombre, su nombre de usuario, su correo ni su fecha de nacimiento.
+rule-history = Ya usó esta contraseña antes. Elija una nueva.
+rule-near_copy = Se parece demasiado a su contraseña anterior. Elija algo nuevo.
+rule-strength = Sería fácil de adivinar. Pruebe a agregar otra palabra.
+rule-classes = Use { $classes } de estos: minúsculas, mayúsculas, números, símbolos.
+suggest-passphrase = Una buena idea: cuatro o más palabras que no tengan relación, como "naranja remolcador silba tranquilo".
+suggest-manager = Un administrador de contraseñas puede recordarla por usted.

@@ -4,6 +4,7 @@
 
 mod hooks;
 mod ops;
+pub mod passwords;
 mod sessions;
 
 use crate::state::AppState;
@@ -20,7 +21,8 @@ use utoipa_axum::router::OpenApiRouter;
     tags(
         (name = "sessions", description = "Patient sign-in and sessions"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
-        (name = "hooks", description = "Reports from message providers")
+        (name = "hooks", description = "Reports from message providers"),
+        (name = "passwords", description = "Password feedback and changes")
     )
 )]
 struct ApiDoc;
@@ -30,4 +32,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(sessions::router())
         .merge(ops::router())
         .merge(hooks::router())
+        .merge(passwords::router())
 }
