@@ -22,6 +22,7 @@ pub async fn services(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         &settings.database_url,
         &StoreOptions {
             max_connections: settings.database_max_connections,
+            migrate: true,
         },
     )
     .await
@@ -60,4 +61,17 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// The organisation's policy warnings (NIST 800-63B-4), read without changing
+/// the database; `None` when it cannot be read (not reachable, not migrated yet).
+pub async fn policy_warnings(settings: &Settings) -> Option<Vec<String>> {
+    let options = StoreOptions {
+        max_connections: 1,
+        migrate: false,
+    };
+    let store = carekey_store::connect(&settings.database_url, &options)
+        .await
+        .ok()?;
+    Some(store.load_policy().await.ok()?.nist_warnings())
 }

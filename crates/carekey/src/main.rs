@@ -151,6 +151,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         for warning in &settings.warnings {
             eprintln!("warning: {warning}");
         }
+        match carekey::policy_warnings(&settings).await {
+            Some(warnings) => {
+                for warning in warnings {
+                    eprintln!("warning: policy: {warning}");
+                }
+            }
+            None => eprintln!("note: the organisation's policy was not checked (database not reachable or not set up yet)"),
+        }
         eprintln!("configuration is valid");
         return Ok(());
     }

@@ -239,6 +239,42 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Settings that work but go against NIST SP 800-63B-4; shown by
+    /// `carekey config check` and the admin API so nobody sets them unawares.
+    pub fn nist_warnings(&self) -> Vec<String> {
+        let password = &self.password;
+        let mut warnings = Vec::new();
+        if password.require_classes > 0 {
+            warnings.push(format!(
+                "password.require_classes = {}: composition rules go against NIST 800-63B-4 (3.1.1.2), which says not to impose them",
+                password.require_classes
+            ));
+        }
+        if let Some(days) = password.max_age_days {
+            warnings.push(format!(
+                "password.max_age_days = {days}: NIST 800-63B-4 says not to require periodic password changes"
+            ));
+        }
+        if password.min_length < 15 {
+            warnings.push(format!(
+                "password.min_length = {}: NIST 800-63B-4 requires at least 15 characters for a password used alone",
+                password.min_length
+            ));
+        }
+        if !password.blocklist {
+            warnings.push("password.blocklist = false: NIST 800-63B-4 requires checking new passwords against a blocklist".into());
+        }
+        if self.lockout.max_failures > 100 {
+            warnings.push(format!(
+                "lockout.max_failures = {}: NIST 800-63B-4 limits consecutive failed attempts to 100",
+                self.lockout.max_failures
+            ));
+        }
+        warnings
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +298,18 @@ mod tests {
         assert_eq!(policy.lockout.max_failures, 3);
         assert_eq!(policy.lockout.window_minutes, 15);
         assert_eq!(policy.session, SessionPolicy::default());
+    }
+
+    #[test]
+    fn the_defaults_follow_nist_and_insisted_rules_are_flagged() {
+        assert!(Policy::default().nist_warnings().is_empty());
+        let mut insisting = Policy::default();
+        insisting.password.require_classes = 3;
+        insisting.password.max_age_days = Some(90);
+        insisting.password.min_length = 8;
+        let warnings = insisting.nist_warnings();
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings.iter().all(|w| w.contains("NIST 800-63B-4")));
     }
 
     #[test]

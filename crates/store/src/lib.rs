@@ -40,12 +40,15 @@ impl Backend {
 pub struct StoreOptions {
     /// Largest number of pooled connections.
     pub max_connections: u32,
+    /// Create the database if missing and apply migrations (off for read-only checks).
+    pub migrate: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
+            migrate: true,
         }
     }
 }

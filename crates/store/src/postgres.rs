@@ -19,10 +19,12 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(backend_error)?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        if options.migrate {
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        }
         Ok(Self { pool })
     }
 

@@ -18,12 +18,12 @@ impl SqliteStore {
     pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
         let connect = SqliteConnectOptions::from_str(url)
             .map_err(backend_error)?
-            .create_if_missing(true)
+            .create_if_missing(options.migrate)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(folder) = connect.get_filename().parent() {
+        if let Some(folder) = connect.get_filename().parent().filter(|_| options.migrate) {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder).map_err(|e| {
                     StoreError::Backend(format!("cannot create {}: {e}", folder.display()))
@@ -35,10 +35,12 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(backend_error)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        if options.migrate {
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        }
         Ok(Self { pool })
     }
 
