@@ -223,3 +223,121 @@ async fn a_patient_signs_in_and_out_through_the_pages_and_reads_them_in_spanish(
     );
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_password_rules_tick_as_the_patient_types() {
+    let Some((client, _driver)) = browser().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.patient("alex.rivera", "Alex").await;
+    client.goto(&app.url("/signin")).await.unwrap();
+    client
+        .find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys("alex.rivera")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/home").await;
+    client
+        .find(Locator::Css("a[href='/account/password']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/account/password").await;
+
+    let rule = |codes: &'static str| format!("li[data-rules='{codes}']");
+    let wait_for_class = |codes: &'static str, class: &'static str| {
+        let client = client.clone();
+        let css = rule(codes);
+        async move {
+            for _ in 0..50 {
+                let item = client.find(Locator::Css(&css)).await.unwrap();
+                if item.attr("class").await.unwrap().as_deref() == Some(class) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{css} never became {class}");
+        }
+    };
+    let new_password = client.find(Locator::Id("new_password")).await.unwrap();
+    new_password.send_keys("password123").await.unwrap();
+    wait_for_class("blocklist", "unmet").await;
+    wait_for_class("min_length max_length", "unmet").await;
+
+    let toggle = client
+        .find(Locator::Css("[data-toggle-password]"))
+        .await
+        .unwrap();
+    toggle.click().await.unwrap();
+    assert_eq!(
+        new_password.attr("type").await.unwrap().as_deref(),
+        Some("text"),
+        "show reveals the password"
+    );
+    toggle.click().await.unwrap();
+    assert_eq!(
+        new_password.attr("type").await.unwrap().as_deref(),
+        Some("password")
+    );
+
+    new_password.clear().await.unwrap();
+    new_password
+        .send_keys("orange tugboat whistles quietly")
+        .await
+        .unwrap();
+    for codes in [
+        "min_length max_length",
+        "blocklist",
+        "personal_info",
+        "strength",
+    ] {
+        wait_for_class(codes, "met").await;
+    }
+    client
+        .find(Locator::Id("current_password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("new_password_confirm"))
+        .await
+        .unwrap()
+        .send_keys("orange tugboat whistles quietly")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css(
+            "form[action='/account/password'] button[type=submit]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/home").await;
+    assert!(text_of(&client, "[role=status]")
+        .await
+        .contains("Your password was changed"));
+    client.close().await.unwrap();
+}

@@ -308,3 +308,86 @@ async fn the_dev_mailbox_shows_what_patients_would_receive_only_in_development()
         404
     );
 }
+
+#[tokio::test]
+async fn without_javascript_the_change_password_form_lists_what_failed() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.patient("alex", "Alex").await;
+    let browser = &app.client;
+    let csrf = csrf_field(
+        &browser
+            .get(app.url("/signin"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    browser
+        .post(app.url("/signin"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("login", "alex"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let form = browser
+        .get(app.url("/account/password"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains(r#"autocomplete="new-password""#)
+            && form.contains(r#"autocomplete="current-password""#)
+    );
+    assert!(form.contains("At least 15 characters"));
+
+    let weak = browser
+        .post(app.url("/account/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current_password", PASSWORD),
+            ("new_password", "password123"),
+            ("new_password_confirm", "password123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), 422);
+    let html = weak.text().await.unwrap();
+    assert!(
+        html.contains(r#"<li data-rules="blocklist" class="unmet">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<li data-rules="min_length max_length" class="unmet">"#));
+    assert!(html.contains(r#"<li data-rules="personal_info" class="pending">"#));
+
+    let good = browser
+        .post(app.url("/account/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current_password", PASSWORD),
+            ("new_password", "orange tugboat whistles quietly"),
+            ("new_password_confirm", "orange tugboat whistles quietly"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 303);
+    assert_eq!(good.headers()["location"], "/home?changed=1");
+    let home = browser
+        .get(app.url("/home?changed=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("Your password was changed"));
+}

@@ -5,6 +5,7 @@
 //! the chrome around the content — and [`PageContext::render`] turns a template
 //! into a response, setting the cookies the context decided on.
 
+mod account;
 mod dev;
 mod signin;
 
@@ -26,6 +27,7 @@ use std::sync::Arc;
 pub fn router() -> Router<AppState> {
     signin::router()
         .merge(dev::router())
+        .merge(account::router())
         .route("/static/app.css", get(stylesheet))
 }
 

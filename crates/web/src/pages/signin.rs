@@ -126,12 +126,19 @@ struct HomePage {
     chrome: Chrome,
     csrf: String,
     given_name: String,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HomeQuery {
+    changed: Option<String>,
 }
 
 async fn home_page(
     State(state): State<AppState>,
     ctx: PageContext,
     headers: HeaderMap,
+    Query(query): Query<HomeQuery>,
 ) -> Response {
     let Some(token) = presented_patient_token(&state.settings, &headers) else {
         return see_other("/signin", CookieJar::new());
@@ -144,6 +151,7 @@ async fn home_page(
                 tr,
                 csrf: ctx.csrf.clone(),
                 given_name: session.given_name,
+                notice: query.changed.map(|_| tr.t("pw-changed")),
             };
             ctx.render(StatusCode::OK, &page, vec![])
         }
