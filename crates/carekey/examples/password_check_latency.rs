@@ -10,14 +10,20 @@ use std::time::Instant;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let requests: usize = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(2000);
+    let requests: usize = std::env::args()
+        .nth(1)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(2000);
     let dir = tempfile::tempdir()?;
     let config = Config {
         database_url: format!("sqlite://{}", dir.path().join("bench.db").display()),
         data_dir: dir.path().to_owned(),
         ..Config::default()
     };
-    let settings = config.validate().map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    let settings = config
+        .validate()
+        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
     let services = carekey::services(&settings, Arc::new(SystemClock)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/api/v1/password/check", listener.local_addr()?);
@@ -25,13 +31,21 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(carekey::serve(listener, app, std::future::pending()));
 
     let client = reqwest::Client::new();
-    let passwords = ["harbor lamp quiet 42", "Summer2025!Summer20", "violet cactus drums!"];
+    let passwords = [
+        "harbor lamp quiet 42",
+        "Summer2025!Summer20",
+        "violet cactus drums!",
+    ];
     for password in passwords {
         assert_eq!(password.chars().count(), 20);
     }
     // Warm up: the blocklist is sorted on first use.
     for _ in 0..50 {
-        client.post(&url).json(&serde_json::json!({"password": passwords[0]})).send().await?;
+        client
+            .post(&url)
+            .json(&serde_json::json!({"password": passwords[0]}))
+            .send()
+            .await?;
     }
     let mut samples = Vec::with_capacity(requests);
     for n in 0..requests {

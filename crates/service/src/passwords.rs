@@ -8,6 +8,7 @@ use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
 use carekey_domain::ids::{AccountId, MessageId};
 use carekey_domain::message::{Channel, MessageData, MessageKind, NewMessage};
 use carekey_domain::password_rules::{assess, Assessment, PersonalInfo, Rule};
+use carekey_domain::policy::PasswordPolicy;
 use carekey_domain::ports::PasswordChange;
 use carekey_domain::secret::Password;
 use carekey_domain::token::OpaqueToken;

@@ -101,13 +101,7 @@ async fn check_password(
         None => None,
     };
     let password = Password::new(&request.password);
-    let assessment = state.services.check_password(&password, account).await?;
-    let policy = state
-        .services
-        .store
-        .load_policy()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (assessment, policy) = state.services.check_password(&password, account).await?;
     let mut suggestions = Vec::new();
     if !assessment.violations.is_empty() {
         suggestions.push(tr.t("suggest-passphrase"));
@@ -115,7 +109,7 @@ async fn check_password(
     }
     Ok(Json(CheckResponse {
         ok: assessment.violations.is_empty(),
-        violations: violations(&assessment.violations, tr, &policy.password),
+        violations: violations(&assessment.violations, tr, &policy),
         strength: assessment.strength,
         suggestions,
     }))
