@@ -16,18 +16,19 @@ use tracing::instrument;
 
 impl Services {
     /// Live feedback for a password being typed: every rule that does not need
-    /// stored hashes, with the account's personal details when `account` is known.
+    /// stored hashes, with the account's personal details when `account` is
+    /// known; and the policy it was checked against, for explaining the rules.
     pub async fn check_password(
         &self,
         password: &Password,
         account: Option<AccountId>,
-    ) -> ServiceResult<Assessment> {
+    ) -> ServiceResult<(Assessment, PasswordPolicy)> {
         let policy = self.store.load_policy().await?.password;
         let personal = match account {
             Some(account) => self.store.password_context(account, 0).await?.personal,
             None => PersonalInfo::default(),
         };
-        Ok(assess(password, &policy, &personal, None))
+        Ok((assess(password, &policy, &personal, None), policy))
     }
 
     /// The policy check every new password passes, wherever it is set.
