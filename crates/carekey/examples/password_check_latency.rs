@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let passwords = [
         "harbor lamp quiet 42",
-        "Summer2025!Summer20",
+        "Summer2025!Summer202",
         "violet cactus drums!",
     ];
     for password in passwords {
