@@ -3,7 +3,7 @@
 //! landline), and a front-desk user. Seeding twice changes nothing.
 
 use carekey_domain::audit::Actor;
-use carekey_domain::identifiers::{DateOfBirth, Email, Username};
+use carekey_domain::identifiers::{DateOfBirth, Email, PhoneE164, Username};
 use carekey_domain::model::{NewPatient, StaffRole};
 use carekey_domain::secret::Password;
 use carekey_service::{ServiceError, Services};
@@ -97,7 +97,7 @@ pub async fn seed(services: &Services) -> anyhow::Result<bool> {
             postal_code: Some("78205".into()),
             preferred_language: Some(demo.language.into()),
             email: demo.email.map(Email::parse).transpose()?,
-            phone: demo.phone.map(str::to_owned),
+            phone: demo.phone.map(|p| PhoneE164::parse(p, "US")).transpose()?,
         };
         let patient_id = services.create_patient(&patient, Actor::System).await?;
         services

@@ -1,7 +1,7 @@
 //! The records CareKey keeps about people: patients, their portal accounts and
 //! contacts, and staff users.
 
-use crate::identifiers::{DateOfBirth, Email, Username};
+use crate::identifiers::{DateOfBirth, Email, PhoneE164, Username};
 use crate::ids::{AccountId, PatientId, StaffId};
 use crate::lockout::LockState;
 use chrono::{DateTime, Utc};
@@ -51,7 +51,7 @@ pub struct NewPatient {
     pub preferred_language: Option<String>,
     /// Contacts that came from staff or the EHR are verified by them.
     pub email: Option<Email>,
-    pub phone: Option<String>,
+    pub phone: Option<PhoneE164>,
 }
 
 /// Whether a portal account may be used at all (locks are separate, and timed).
@@ -167,4 +167,6 @@ pub struct SessionRecord {
     /// The patient's first name (patients only).
     pub given_name: Option<String>,
     pub preferred_language: Option<Language>,
+    /// When the patient's password was last set (patients only).
+    pub password_changed_at: Option<DateTime<Utc>>,
 }

@@ -178,6 +178,18 @@ pub fn likely_predecessors(new: &str, limit: usize) -> Vec<String> {
     candidates
 }
 
+/// Whether an organisation's `max_age_days` (a rule NIST advises against, kept
+/// for organisations that insist) asks for a new password now.
+pub fn password_expired(
+    policy: &PasswordPolicy,
+    changed_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    policy
+        .max_age_days
+        .is_some_and(|days| now >= changed_at + chrono::Duration::days(i64::from(days)))
+}
+
 /// The result of checking a password against every rule this module decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
@@ -369,6 +381,27 @@ mod tests {
         assert!(check("orange tugboat whistles quietly").contains(&Rule::Classes));
         assert!(!check("Orange tugboat whistles quietly 7").contains(&Rule::Classes));
         assert!(!rules("orange tugboat whistles quietly").contains(&Rule::Classes));
+    }
+
+    #[test]
+    fn passwords_expire_only_when_an_organisation_sets_a_maximum_age() {
+        let changed = chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let later = changed + chrono::Duration::days(400);
+        assert!(!password_expired(&policy(), changed, later));
+        let ninety = PasswordPolicy {
+            max_age_days: Some(90),
+            ..policy()
+        };
+        assert!(!password_expired(
+            &ninety,
+            changed,
+            changed + chrono::Duration::days(89)
+        ));
+        assert!(password_expired(
+            &ninety,
+            changed,
+            changed + chrono::Duration::days(90)
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::{ClientInfo, ServiceError, ServiceResult, Services};
 use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
 use carekey_domain::ids::AccountId;
 use carekey_domain::model::{Language, SessionOwner};
+use carekey_domain::password_rules::password_expired;
 use carekey_domain::token::OpaqueToken;
 use chrono::{DateTime, Duration, Utc};
 use tracing::instrument;
@@ -17,6 +18,9 @@ pub struct PatientSession {
     pub given_name: String,
     pub preferred_language: Option<Language>,
     pub expires_at: DateTime<Utc>,
+    /// The organisation's maximum password age has passed: the patient must
+    /// choose a new password before anything else.
+    pub password_expired: bool,
 }
 
 /// Activity within this long of the last recorded activity is not written again,
@@ -40,9 +44,9 @@ impl Services {
         if record.revoked || !record.expiry.is_live(now) {
             return Err(ServiceError::Unauthenticated);
         }
+        let policy = self.store.load_policy().await?;
         let mut expiry = record.expiry;
         if now - record.last_seen_at >= Duration::seconds(TOUCH_INTERVAL_SECONDS) {
-            let policy = self.store.load_policy().await?;
             expiry = expiry.touched(&policy.session, now);
             self.store.touch_session(&id_hash, &expiry, now).await?;
         }
@@ -52,6 +56,9 @@ impl Services {
             given_name: record.given_name.unwrap_or_default(),
             preferred_language: record.preferred_language,
             expires_at: expiry.expires_at(),
+            password_expired: record
+                .password_changed_at
+                .is_some_and(|changed| password_expired(&policy.password, changed, now)),
         })
     }
 

@@ -435,7 +435,7 @@ macro_rules! impl_store {
                 .map_err(|e| conflict_or_backend(e, "mrn"))?;
                 let contacts = [
                     ("email", patient.email.as_ref().map(|e| e.as_str().to_owned())),
-                    ("phone", patient.phone.clone()),
+                    ("phone", patient.phone.as_ref().map(|p| p.as_str().to_owned())),
                 ];
                 for (kind, value) in contacts {
                     if let Some(value) = value {
@@ -755,7 +755,7 @@ macro_rules! impl_store {
                 let row = sqlx::query(
                     "SELECT s.account_id, s.staff_id, s.last_seen_at, s.idle_expires_at, s.absolute_expires_at, \
                      s.revoked_at, COALESCE(a.username, st.username) AS username, p.given_name, \
-                     p.preferred_language FROM sessions s \
+                     p.preferred_language, a.password_changed_at FROM sessions s \
                      LEFT JOIN portal_accounts a ON a.id = s.account_id \
                      LEFT JOIN patients p ON p.id = a.patient_id \
                      LEFT JOIN staff_users st ON st.id = s.staff_id \
@@ -788,6 +788,10 @@ macro_rules! impl_store {
                     username: row.try_get("username").map_err(backend_error)?,
                     given_name: row.try_get("given_name").map_err(backend_error)?,
                     preferred_language: language.as_deref().and_then(Language::from_tag),
+                    password_changed_at: row
+                        .try_get::<Option<i64>, _>("password_changed_at")
+                        .map_err(backend_error)?
+                        .map(from_millis),
                 }))
             }
 

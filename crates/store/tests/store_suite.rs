@@ -82,7 +82,7 @@ fn patient(mrn: &str, email: &str) -> NewPatient {
         postal_code: Some("78205".into()),
         preferred_language: Some("es".into()),
         email: Some(Email::parse(email).unwrap()),
-        phone: Some("+12105550142".into()),
+        phone: Some(carekey_domain::identifiers::PhoneE164::parse("(210) 555-0142", "US").unwrap()),
     }
 }
 

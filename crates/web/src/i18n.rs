@@ -97,6 +97,40 @@ pub fn negotiate(
         .unwrap_or_default()
 }
 
+/// The language of an API request: `?lang=`, the language cookie, then
+/// `Accept-Language` (API.md), for messages such as policy violations.
+pub struct RequestLanguage(pub Language);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestLanguage {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().and_then(|query| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+                .ok()?
+                .into_iter()
+                .find(|(name, _)| name == "lang")
+                .map(|(_, value)| value)
+        });
+        let cookie = axum_extra::extract::cookie::CookieJar::from_headers(&parts.headers)
+            .get(LANG_COOKIE)
+            .map(|c| c.value().to_owned());
+        let accept = parts
+            .headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        Ok(Self(negotiate(
+            query.as_deref(),
+            cookie.as_deref(),
+            None,
+            accept,
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,39 +186,5 @@ mod tests {
             Language::En
         );
         assert_eq!(negotiate(Some("xx"), None, None, None), Language::En);
-    }
-}
-
-/// The language of an API request: `?lang=`, the language cookie, then
-/// `Accept-Language` (API.md), for messages such as policy violations.
-pub struct RequestLanguage(pub Language);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestLanguage {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().and_then(|query| {
-            serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-                .ok()?
-                .into_iter()
-                .find(|(name, _)| name == "lang")
-                .map(|(_, value)| value)
-        });
-        let cookie = axum_extra::extract::cookie::CookieJar::from_headers(&parts.headers)
-            .get(LANG_COOKIE)
-            .map(|c| c.value().to_owned());
-        let accept = parts
-            .headers
-            .get(axum::http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok());
-        Ok(Self(negotiate(
-            query.as_deref(),
-            cookie.as_deref(),
-            None,
-            accept,
-        )))
     }
 }

@@ -238,3 +238,57 @@ async fn a_long_multibyte_password_is_never_truncated(app: TestApp) {
     let first_63: String = long.chars().take(63).collect();
     assert_eq!(app.sign_in("alex", &first_63).await.status(), 401);
 }
+
+#[tokio::test]
+async fn an_organisation_that_insists_on_a_maximum_age_gets_new_passwords_asked_for() {
+    use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
+    use carekey_domain::clock::Clock;
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    app.patient("alex", "Alex").await;
+    let mut policy = carekey_domain::policy::Policy::default();
+    policy.password.max_age_days = Some(90);
+    let event = AuditEvent::new(
+        app.clock.now(),
+        Actor::System,
+        AuditAction::PolicyChanged,
+        Outcome::Success,
+    );
+    app.services
+        .store
+        .save_policy(&policy, event)
+        .await
+        .unwrap();
+
+    let fresh = app.session_token("alex").await;
+    let body: Value = app.current_session(&fresh).await.json().await.unwrap();
+    assert_eq!(body["password_expired"], false);
+
+    app.advance(chrono::Duration::days(90));
+    let token = app.session_token("alex").await;
+    let body: Value = app.current_session(&token).await.json().await.unwrap();
+    assert_eq!(body["password_expired"], true);
+    let home = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/home"))
+        .header("cookie", format!("carekey_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.headers()["location"], "/account/password?expired=1");
+
+    assert_eq!(
+        change(&app, &token, PASSWORD, NEW_PASSWORD, NEW_PASSWORD)
+            .await
+            .status(),
+        204
+    );
+    let body: Value = app.current_session(&token).await.json().await.unwrap();
+    assert_eq!(
+        body["password_expired"], false,
+        "a new password resets the clock"
+    );
+}

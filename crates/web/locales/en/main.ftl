@@ -64,3 +64,4 @@ pw-changed = Your password was changed. You are still signed in here; other devi
 pw-mismatch = The two new passwords are not the same. Please type them again.
 pw-wrong-current = Your current password is not right. Please try again.
 pw-fix = Please change your new password so it meets every item below.
+pw-expired = Your clinic asks everyone to choose a new password from time to time. Please choose one now.

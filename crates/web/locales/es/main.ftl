@@ -64,3 +64,4 @@ pw-changed = Cambiamos su contraseña. Sigue con la sesión abierta aquí; en lo
 pw-mismatch = Las dos contraseñas nuevas no son iguales. Escríbalas otra vez.
 pw-wrong-current = Su contraseña actual no es correcta. Inténtelo otra vez.
 pw-fix = Cambie su contraseña nueva para que cumpla con todo lo de abajo.
+pw-expired = Su clínica pide elegir una contraseña nueva cada cierto tiempo. Por favor, elija una ahora.

@@ -58,6 +58,9 @@ pub struct SessionAccount {
 pub struct CurrentSessionResponse {
     pub account: SessionAccount,
     pub expires_at: DateTime<Utc>,
+    /// The organisation's maximum password age has passed: ask for a new password
+    /// (`POST /api/v1/me/password`) before anything else.
+    pub password_expired: bool,
 }
 
 /// Sign in with a username or email and a password.
@@ -119,6 +122,7 @@ async fn current_session(
             },
         },
         expires_at: session.expires_at,
+        password_expired: session.password_expired,
     }))
 }
 

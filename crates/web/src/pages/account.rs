@@ -8,7 +8,7 @@ use crate::i18n::Tr;
 use crate::session_cookie::presented_patient_token;
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -87,8 +87,14 @@ struct ChangePasswordPage {
     chrome: Chrome,
     csrf: String,
     problem: Option<String>,
+    notice: Option<String>,
     rules: Vec<RuleLine>,
     any_failed: bool,
+}
+
+#[derive(Deserialize)]
+struct ChangeQuery {
+    expired: Option<String>,
 }
 
 async fn render(
@@ -96,7 +102,7 @@ async fn render(
     ctx: &PageContext,
     headers: &HeaderMap,
     status: StatusCode,
-    problem: Option<&str>,
+    message: Message,
     failed: &[Rule],
 ) -> Response {
     let session = match presented_patient_token(&state.settings, headers) {
@@ -113,7 +119,14 @@ async fn render(
     let tr = ctx.tr(session.preferred_language);
     let page = ChangePasswordPage {
         chrome: ctx.chrome(&tr),
-        problem: problem.map(|key| tr.t(key)),
+        problem: match message {
+            Message::Problem(key) => Some(tr.t(key)),
+            _ => None,
+        },
+        notice: match message {
+            Message::Notice(key) => Some(tr.t(key)),
+            _ => None,
+        },
         rules: rule_lines(&tr, &policy, failed),
         any_failed: !failed.is_empty(),
         csrf: ctx.csrf.clone(),
@@ -122,12 +135,26 @@ async fn render(
     ctx.render(status, &page, vec![])
 }
 
+/// What the page says above the form.
+#[derive(Clone, Copy)]
+enum Message {
+    None,
+    Notice(&'static str),
+    Problem(&'static str),
+}
+
 async fn change_page(
     State(state): State<AppState>,
     ctx: PageContext,
     headers: HeaderMap,
+    Query(query): Query<ChangeQuery>,
 ) -> Response {
-    render(&state, &ctx, &headers, StatusCode::OK, None, &[]).await
+    let message = if query.expired.is_some() {
+        Message::Notice("pw-expired")
+    } else {
+        Message::None
+    };
+    render(&state, &ctx, &headers, StatusCode::OK, message, &[]).await
 }
 
 /// The change-password form. (No `Debug`: it holds passwords.)
@@ -170,7 +197,7 @@ async fn change_submit(
                 &ctx,
                 &headers,
                 StatusCode::UNAUTHORIZED,
-                Some("pw-wrong-current"),
+                Message::Problem("pw-wrong-current"),
                 &[],
             )
             .await
@@ -181,7 +208,7 @@ async fn change_submit(
                 &ctx,
                 &headers,
                 StatusCode::BAD_REQUEST,
-                Some("pw-mismatch"),
+                Message::Problem("pw-mismatch"),
                 &[],
             )
             .await
@@ -192,7 +219,7 @@ async fn change_submit(
                 &ctx,
                 &headers,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Some("pw-fix"),
+                Message::Problem("pw-fix"),
                 &rules,
             )
             .await

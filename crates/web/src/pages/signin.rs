@@ -144,6 +144,9 @@ async fn home_page(
         return see_other("/signin", CookieJar::new());
     };
     match state.services.patient_session(&token).await {
+        Ok(session) if session.password_expired => {
+            see_other("/account/password?expired=1", CookieJar::new())
+        }
         Ok(session) => {
             let tr = ctx.tr(session.preferred_language);
             let page = HomePage {
