@@ -299,11 +299,32 @@ async fn serve(
     if demo {
         println!("{}", demo::instructions(&public_url));
     }
+    // One signal stops both the server (gracefully) and the in-process outbox worker.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = if settings.delivery.in_process {
+        let senders = carekey::delivery::senders(settings).map_err(anyhow::Error::msg)?;
+        let worker = carekey::delivery::worker(settings, &services, senders);
+        let mut stopped = stopped.clone();
+        Some(tokio::spawn(worker.run(async move {
+            let _ = stopped.changed().await;
+        })))
+    } else {
+        None
+    };
     tracing::info!(listen = %settings.listen, public_url = %public_url, "CareKey is serving");
     let app = carekey::app(settings, services);
-    carekey::serve(listener, app, shutdown_signal())
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    carekey::serve(listener, app, shutdown)
         .await
-        .context("server failed")
+        .context("server failed")?;
+    if let Some(worker) = worker {
+        // Let a send in progress finish and record its outcome.
+        let _ = worker.await;
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
