@@ -347,6 +347,10 @@ async fn without_javascript_the_change_password_form_lists_what_failed() {
             && form.contains(r#"autocomplete="current-password""#)
     );
     assert!(form.contains("At least 15 characters"));
+    // Without JavaScript the show/hide toggle stays hidden, and the stylesheet must not un-hide it.
+    assert!(form.contains(r#"aria-pressed="false" hidden>"#));
+    let css = browser.get(app.url("/static/app.css")).send().await.unwrap().text().await.unwrap();
+    assert!(css.contains("[hidden] { display: none !important; }"));
 
     let weak = browser
         .post(app.url("/account/password"))
