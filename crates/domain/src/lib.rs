@@ -15,6 +15,7 @@ pub mod model;
 pub mod password_rules;
 pub mod policy;
 pub mod ports;
+pub mod recovery;
 pub mod secret;
 pub mod session;
 pub mod token;

@@ -349,7 +349,14 @@ async fn without_javascript_the_change_password_form_lists_what_failed() {
     assert!(form.contains("At least 15 characters"));
     // Without JavaScript the show/hide toggle stays hidden, and the stylesheet must not un-hide it.
     assert!(form.contains(r#"aria-pressed="false" hidden>"#));
-    let css = browser.get(app.url("/static/app.css")).send().await.unwrap().text().await.unwrap();
+    let css = browser
+        .get(app.url("/static/app.css"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(css.contains("[hidden] { display: none !important; }"));
 
     let weak = browser
