@@ -136,6 +136,8 @@ fn config_check_reports_every_problem_and_staff_add_reads_the_password_from_stdi
             "--role",
             "portal_admin",
         ])
+        // Plenty of log lines, which must all go to standard error.
+        .env("RUST_LOG", "debug")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
