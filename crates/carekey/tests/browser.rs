@@ -107,6 +107,23 @@ async fn wait_for_path(client: &Client, path: &str) {
     );
 }
 
+/// Fills in the sign-in form (replacing what is in it) and submits it.
+async fn submit_sign_in(client: &Client, login: &str, password: &str) {
+    let login_field = client.find(Locator::Id("login")).await.unwrap();
+    login_field.clear().await.unwrap();
+    login_field.send_keys(login).await.unwrap();
+    let password_field = client.find(Locator::Id("password")).await.unwrap();
+    password_field.clear().await.unwrap();
+    password_field.send_keys(password).await.unwrap();
+    client
+        .find(Locator::Css("form[action='/signin'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -130,47 +147,11 @@ async fn a_patient_signs_in_and_out_through_the_pages_and_reads_them_in_spanish(
         text_of(&client, "h1").await,
         "Sign in to your patient portal"
     );
-    client
-        .find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .send_keys("wrong.person")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_sign_in(&client, "wrong.person", PASSWORD).await;
     let alert = text_of(&client, "[role=alert]").await;
     assert!(alert.contains("That didn't work"), "{alert}");
 
-    let login = client.find(Locator::Id("login")).await.unwrap();
-    login.clear().await.unwrap();
-    login.send_keys("Alex.Rivera").await.unwrap();
-    client
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_sign_in(&client, "Alex.Rivera", PASSWORD).await;
     wait_for_path(&client, "/home").await;
     assert_eq!(text_of(&client, "h1").await, "Hello, Alex");
 
@@ -232,27 +213,7 @@ async fn the_new_password_rules_tick_as_the_patient_types() {
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     app.patient("alex.rivera", "Alex").await;
     client.goto(&app.url("/signin")).await.unwrap();
-    client
-        .find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .send_keys("alex.rivera")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_sign_in(&client, "alex.rivera", PASSWORD).await;
     wait_for_path(&client, "/home").await;
     client
         .find(Locator::Css("a[href='/account/password']"))

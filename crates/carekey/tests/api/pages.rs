@@ -13,6 +13,12 @@ fn csrf_field(html: &str) -> String {
     html[start..start + html[start..].find('"').unwrap()].to_owned()
 }
 
+/// Opens `/signin` with the app's cookie-keeping client; returns the form's CSRF token.
+async fn signin_csrf(app: &TestApp) -> String {
+    let page = app.client.get(app.url("/signin")).send().await.unwrap();
+    csrf_field(&page.text().await.unwrap())
+}
+
 async fn signing_in_through_the_form_reaches_home_and_signing_out_leaves(app: TestApp) {
     app.patient("alex", "Alex").await;
     let browser = &app.client;
@@ -78,16 +84,7 @@ async fn form_posts_without_the_csrf_token_are_refused() {
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     app.patient("alex", "Alex").await;
     let browser = &app.client;
-    let csrf = csrf_field(
-        &browser
-            .get(app.url("/signin"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let csrf = signin_csrf(&app).await;
     let cases: [(&str, Vec<(&str, &str)>); 4] = [
         ("/signin", vec![("login", "alex"), ("password", PASSWORD)]),
         (
@@ -314,16 +311,7 @@ async fn without_javascript_the_change_password_form_lists_what_failed() {
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     app.patient("alex", "Alex").await;
     let browser = &app.client;
-    let csrf = csrf_field(
-        &browser
-            .get(app.url("/signin"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let csrf = signin_csrf(&app).await;
     browser
         .post(app.url("/signin"))
         .form(&[
