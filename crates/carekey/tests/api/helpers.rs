@@ -177,6 +177,37 @@ impl TestApp {
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
+
+    /// Changes the organisation's policy, as an administrator would.
+    pub async fn set_policy(&self, change: impl FnOnce(&mut carekey_domain::policy::Policy)) {
+        use carekey_domain::audit::{AuditAction, AuditEvent, Outcome};
+        use carekey_domain::clock::Clock;
+        let mut policy = self.services.store.load_policy().await.unwrap();
+        change(&mut policy);
+        let event = AuditEvent::new(
+            self.clock.now(),
+            Actor::System,
+            AuditAction::PolicyChanged,
+            Outcome::Success,
+        );
+        self.services
+            .store
+            .save_policy(&policy, event)
+            .await
+            .unwrap();
+    }
+
+    /// The body of a page fetched with the cookie-keeping client.
+    pub async fn page_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
 
 /// Declares each test once per backend: `mod sqlite` and `mod postgres`.

@@ -57,14 +57,7 @@ async fn signing_in_through_the_form_reaches_home_and_signing_out_leaves(app: Te
         .unwrap();
     assert_eq!(right.status(), 303);
     assert_eq!(right.headers()["location"], "/home");
-    let home = browser
-        .get(app.url("/home"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = app.page_text("/home").await;
     assert!(home.contains("Hello, Alex"), "{home}");
 
     let out = browser
@@ -150,14 +143,7 @@ async fn pages_speak_spanish_when_asked_and_remember_it() {
     assert!(by_header.contains("Entre a su portal del paciente"));
 
     let browser = &app.client;
-    let chosen = browser
-        .get(app.url("/signin?lang=es"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let chosen = app.page_text("/signin?lang=es").await;
     assert!(chosen.contains("Contraseña"));
     let remembered = browser
         .get(app.url("/signin"))
@@ -322,14 +308,7 @@ async fn without_javascript_the_change_password_form_lists_what_failed() {
         .send()
         .await
         .unwrap();
-    let form = browser
-        .get(app.url("/account/password"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = app.page_text("/account/password").await;
     assert!(
         form.contains(r#"autocomplete="new-password""#)
             && form.contains(r#"autocomplete="current-password""#)
@@ -337,14 +316,7 @@ async fn without_javascript_the_change_password_form_lists_what_failed() {
     assert!(form.contains("At least 15 characters"));
     // Without JavaScript the show/hide toggle stays hidden, and the stylesheet must not un-hide it.
     assert!(form.contains(r#"aria-pressed="false" hidden>"#));
-    let css = browser
-        .get(app.url("/static/app.css"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let css = app.page_text("/static/app.css").await;
     assert!(css.contains("[hidden] { display: none !important; }"));
 
     let weak = browser
@@ -380,13 +352,6 @@ async fn without_javascript_the_change_password_form_lists_what_failed() {
         .unwrap();
     assert_eq!(good.status(), 303);
     assert_eq!(good.headers()["location"], "/home?changed=1");
-    let home = browser
-        .get(app.url("/home?changed=1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = app.page_text("/home?changed=1").await;
     assert!(home.contains("Your password was changed"));
 }

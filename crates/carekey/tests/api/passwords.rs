@@ -241,25 +241,12 @@ async fn a_long_multibyte_password_is_never_truncated(app: TestApp) {
 
 #[tokio::test]
 async fn an_organisation_that_insists_on_a_maximum_age_gets_new_passwords_asked_for() {
-    use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
-    use carekey_domain::clock::Clock;
     let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
         .await
         .unwrap();
     app.patient("alex", "Alex").await;
-    let mut policy = carekey_domain::policy::Policy::default();
-    policy.password.max_age_days = Some(90);
-    let event = AuditEvent::new(
-        app.clock.now(),
-        Actor::System,
-        AuditAction::PolicyChanged,
-        Outcome::Success,
-    );
-    app.services
-        .store
-        .save_policy(&policy, event)
-        .await
-        .unwrap();
+    app.set_policy(|policy| policy.password.max_age_days = Some(90))
+        .await;
 
     let fresh = app.session_token("alex").await;
     let body: Value = app.current_session(&fresh).await.json().await.unwrap();

@@ -2,10 +2,8 @@
 
 use crate::helpers::{TestApp, PASSWORD};
 use crate::on_both_backends;
-use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
-use carekey_domain::clock::Clock;
+use carekey_domain::audit::Actor;
 use carekey_domain::identifiers::Username;
-use carekey_domain::policy::Policy;
 use chrono::Duration;
 
 on_both_backends!(
@@ -210,19 +208,8 @@ async fn a_success_clears_the_failure_count(app: TestApp) {
 
 async fn twenty_concurrent_wrong_passwords_count_twenty_failures(app: TestApp) {
     let account = app.patient("alex", "Alex").await;
-    let mut policy = Policy::default();
-    policy.lockout.max_failures = 50;
-    let event = AuditEvent::new(
-        app.clock.now(),
-        Actor::System,
-        AuditAction::PolicyChanged,
-        Outcome::Success,
-    );
-    app.services
-        .store
-        .save_policy(&policy, event)
-        .await
-        .unwrap();
+    app.set_policy(|policy| policy.lockout.max_failures = 50)
+        .await;
 
     let attempts = (0..20).map(|_| app.sign_in("alex", "wrong password"));
     let statuses: Vec<u16> = futures::future::join_all(attempts)
