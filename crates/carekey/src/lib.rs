@@ -8,7 +8,7 @@ pub mod demo;
 use anyhow::Context;
 use carekey_domain::clock::Clock;
 use carekey_service::hashing::PasswordHasher;
-use carekey_service::Services;
+use carekey_service::{ServiceSettings, Services};
 use carekey_store::StoreOptions;
 use carekey_web::{AppState, WebSettings};
 use config::Settings;
@@ -32,6 +32,10 @@ pub async fn services(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         store,
         clock,
         hasher,
+        settings: Arc::new(ServiceSettings::new(
+            settings.public_url.as_str(),
+            &settings.default_region,
+        )),
     })
 }
 

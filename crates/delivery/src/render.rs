@@ -157,7 +157,19 @@ fn email(kind: MessageKind, language: Language, w: &Words<'_>) -> Result<Rendere
                 blocks.push(Block::Para(w.get(&key("code"))));
                 blocks.push(Block::Emphasis(code));
             }
-            if data.link.is_none() && data.code.is_none() {
+            if !data.account_links.is_empty() {
+                blocks.push(Block::Para(w.get(&key("links"))));
+                for account in &data.account_links {
+                    blocks.push(Block::Button {
+                        label: w.with(
+                            &key("button-for"),
+                            &[("username", account.username.clone())],
+                        ),
+                        href: account.link.clone(),
+                    });
+                }
+            }
+            if data.link.is_none() && data.account_links.is_empty() && data.code.is_none() {
                 return Err(RenderError::Missing("link or code"));
             }
             blocks.push(Block::Para(w.get("valid-for")));
@@ -264,11 +276,29 @@ fn sms(kind: MessageKind, w: &Words<'_>) -> Result<String, RenderError> {
     })
 }
 
-/// A voice call reads a numeric code digit by digit, twice, in the patient's language.
+/// Reads a username letter by letter, naming its punctuation.
+fn spell(username: &str, w: &Words<'_>) -> String {
+    username
+        .chars()
+        .map(|c| match c {
+            '.' => w.get("spell-dot"),
+            '_' => w.get("spell-underscore"),
+            '-' => w.get("spell-dash"),
+            c => c.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A voice call reads a numeric code digit by digit (or a username letter by
+/// letter), twice, in the patient's language.
 fn voice(kind: MessageKind, language: Language, w: &Words<'_>) -> Result<String, RenderError> {
-    let intro = match kind {
-        MessageKind::PasswordReset => "password_reset-voice",
-        MessageKind::ContactVerification => "contact_verification-voice",
+    let (intro, again) = match kind {
+        MessageKind::PasswordReset => ("password_reset-voice", "voice-again"),
+        MessageKind::ContactVerification => ("contact_verification-voice", "voice-again"),
+        MessageKind::UsernameReminder => {
+            ("username_reminder-voice", "username_reminder-voice-again")
+        }
         other => {
             return Err(RenderError::Unsupported {
                 kind: other.as_str(),
@@ -276,16 +306,29 @@ fn voice(kind: MessageKind, language: Language, w: &Words<'_>) -> Result<String,
             })
         }
     };
-    let code = w.data.code.as_deref().ok_or(RenderError::Missing("code"))?;
-    let digits: Vec<String> = code
-        .chars()
-        .filter(char::is_ascii_digit)
-        .map(String::from)
-        .collect();
-    if digits.is_empty() {
-        return Err(RenderError::Missing("numeric code"));
-    }
-    let spoken = digits.join(", ");
+    let spoken = if kind == MessageKind::UsernameReminder {
+        if w.data.usernames.is_empty() {
+            return Err(RenderError::Missing("usernames"));
+        }
+        let and = format!(". {} ", w.get("spell-and"));
+        w.data
+            .usernames
+            .iter()
+            .map(|username| spell(username, w))
+            .collect::<Vec<_>>()
+            .join(&and)
+    } else {
+        let code = w.data.code.as_deref().ok_or(RenderError::Missing("code"))?;
+        let digits: Vec<String> = code
+            .chars()
+            .filter(char::is_ascii_digit)
+            .map(String::from)
+            .collect();
+        if digits.is_empty() {
+            return Err(RenderError::Missing("numeric code"));
+        }
+        digits.join(", ")
+    };
     let say_language = match language {
         Language::En => "en-US",
         Language::Es => "es-US",
@@ -299,7 +342,7 @@ fn voice(kind: MessageKind, language: Language, w: &Words<'_>) -> Result<String,
     Ok(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><Response>{}<Pause length="1"/>{}<Pause length="1"/>{}</Response>"#,
         say(&format!("{} {spoken}.", w.get(intro))),
-        say(&format!("{} {spoken}.", w.get("voice-again"))),
+        say(&format!("{} {spoken}.", w.get(again))),
         say(&w.get("voice-goodbye")),
     ))
 }
@@ -444,6 +487,75 @@ mod tests {
             &ctx()
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_family_email_offers_one_reset_button_per_account() {
+        let data = MessageData {
+            given_name: None,
+            link: None,
+            account_links: vec![
+                carekey_domain::message::AccountLink {
+                    username: "sarah.t".into(),
+                    link: "https://portal.example/reset?token=one".into(),
+                },
+                carekey_domain::message::AccountLink {
+                    username: "ethan.t".into(),
+                    link: "https://portal.example/reset?token=two".into(),
+                },
+            ],
+            ..reset()
+        };
+        let Rendered::Email { text, html, .. } = render(
+            MessageKind::PasswordReset,
+            Channel::Email,
+            Language::En,
+            &data,
+            &ctx(),
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert!(
+            text.starts_with("Hello,"),
+            "no single name for a family: {text}"
+        );
+        for part in [
+            "more than one account",
+            "https://portal.example/reset?token=one",
+            "https://portal.example/reset?token=two",
+            "482913",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(html.contains("Reset the password for sarah.t"));
+        assert!(html.contains("Reset the password for ethan.t"));
+        let kept = data.redacted();
+        assert!(kept.account_links.iter().all(|l| l.link.is_empty()));
+        assert_eq!(kept.account_links[0].username, "sarah.t");
+    }
+
+    #[test]
+    fn a_voice_call_spells_the_username_twice() {
+        let data = MessageData {
+            usernames: vec!["ana_m.2".into()],
+            ..MessageData::default()
+        };
+        let Rendered::Voice { twiml } = render(
+            MessageKind::UsernameReminder,
+            Channel::Voice,
+            Language::Es,
+            &data,
+            &ctx(),
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            twiml.matches("a, n, a, guion bajo, m, punto, 2.").count(),
+            2,
+            "{twiml}"
+        );
     }
 
     #[test]

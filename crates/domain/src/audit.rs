@@ -53,6 +53,13 @@ pub enum AuditAction {
     AccountCreated,
     StaffCreated,
     PolicyChanged,
+    RecoveryRequested,
+    RecoveryCodeAccepted,
+    RecoveryCodeRejected,
+    PasswordReset,
+    StaffCodeIssued,
+    StaffCodeRedeemed,
+    StaffCodeRejected,
 }
 
 impl AuditAction {
@@ -69,6 +76,13 @@ impl AuditAction {
             AuditAction::AccountCreated => "account.created",
             AuditAction::StaffCreated => "staff.created",
             AuditAction::PolicyChanged => "policy.changed",
+            AuditAction::RecoveryRequested => "recovery.requested",
+            AuditAction::RecoveryCodeAccepted => "recovery.code_accepted",
+            AuditAction::RecoveryCodeRejected => "recovery.code_rejected",
+            AuditAction::PasswordReset => "password.reset",
+            AuditAction::StaffCodeIssued => "staff_code.issued",
+            AuditAction::StaffCodeRedeemed => "staff_code.redeemed",
+            AuditAction::StaffCodeRejected => "staff_code.rejected",
         }
     }
 }

@@ -36,6 +36,10 @@ id_type!(
     AccountId
 );
 id_type!(
+    /// A recovery request (API.md: `flow_id`).
+    FlowId
+);
+id_type!(
     /// A staff user.
     StaffId
 );

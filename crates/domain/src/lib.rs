@@ -15,6 +15,7 @@ pub mod model;
 pub mod password_rules;
 pub mod policy;
 pub mod ports;
+pub mod rate_limit;
 pub mod recovery;
 pub mod secret;
 pub mod session;

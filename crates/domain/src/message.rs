@@ -102,6 +102,8 @@ pub struct MessageData {
     pub given_name: Option<String>,
     pub usernames: Vec<String>,
     pub link: Option<String>,
+    /// One reset link per account when a contact holds several (a family).
+    pub account_links: Vec<AccountLink>,
     pub code: Option<String>,
     /// How long the link or code works.
     pub valid_minutes: Option<u32>,
@@ -114,6 +116,14 @@ impl MessageData {
     pub fn redacted(&self) -> Self {
         Self {
             link: None,
+            account_links: self
+                .account_links
+                .iter()
+                .map(|l| AccountLink {
+                    username: l.username.clone(),
+                    link: String::new(),
+                })
+                .collect(),
             code: None,
             redacted: true,
             ..self.clone()
@@ -127,8 +137,26 @@ impl fmt::Debug for MessageData {
             .field("given_name", &self.given_name)
             .field("usernames", &self.usernames)
             .field("link", &self.link.as_ref().map(|_| "<redacted>"))
+            .field("account_links", &self.account_links.len())
             .field("code", &self.code.as_ref().map(|_| "<redacted>"))
             .field("valid_minutes", &self.valid_minutes)
+            .finish()
+    }
+}
+
+/// A reset link for one of several accounts a message covers. The link is a
+/// secret: emptied once the message is sent.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountLink {
+    pub username: String,
+    pub link: String,
+}
+
+impl fmt::Debug for AccountLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountLink")
+            .field("username", &self.username)
+            .field("link", &"<redacted>")
             .finish()
     }
 }

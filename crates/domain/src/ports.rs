@@ -6,15 +6,19 @@
 
 use crate::audit::AuditEvent;
 use crate::identifiers::{Login, Username};
-use crate::ids::{AccountId, MessageId, PatientId};
+use crate::ids::{AccountId, FlowId, MessageId, PatientId};
 use crate::lockout::FailureOutcome;
+use crate::message::Channel;
 use crate::message::{MessageData, MessageRecord, MessageStatus, NewMessage};
 use crate::model::{
     AccountForSignIn, NewAccount, NewPatient, NewStaff, SessionOwner, SessionRecord,
 };
 use crate::policy::{LockoutPolicy, Policy};
+use crate::rate_limit::{RateLimit, RetryAfter};
+use crate::recovery::{Anchor, AttemptOutcome, Purpose, RecoveryCandidate};
 use crate::session::SessionExpiry;
 use crate::token::TokenHash;
+use crate::token::TokenPurpose;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -57,6 +61,18 @@ pub struct PasswordContext {
     pub verified_contacts: Vec<(String, String)>,
 }
 
+impl PasswordContext {
+    /// Where notices about this account go.
+    pub fn notice_contacts(&self) -> NoticeContacts {
+        NoticeContacts {
+            patient_id: self.patient_id,
+            given_name: self.personal.given_name.clone().unwrap_or_default(),
+            language: self.language,
+            verified: self.verified_contacts.clone(),
+        }
+    }
+}
+
 /// A new password for an account, and what goes with it.
 #[derive(Debug, Clone)]
 pub struct PasswordChange {
@@ -66,6 +82,193 @@ pub struct PasswordChange {
     /// The session the change was made from, which stays signed in.
     pub keep_session: Option<TokenHash>,
     pub notices: Vec<NewMessage>,
+}
+
+/// Where to tell an account holder about something that happened to the
+/// account, and how to address them.
+#[derive(Debug, Clone)]
+pub struct NoticeContacts {
+    pub patient_id: PatientId,
+    pub given_name: String,
+    pub language: crate::model::Language,
+    /// Verified contacts: (`email` or `phone`, value).
+    pub verified: Vec<(String, String)>,
+}
+
+/// A single-use secret about to be stored (only its hash).
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub hash: TokenHash,
+    pub purpose: TokenPurpose,
+    pub account: Option<AccountId>,
+    pub patient: Option<PatientId>,
+    pub flow: Option<FlowId>,
+    /// Failed redemptions allowed (staff and activation codes).
+    pub attempts: Option<u32>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One destination of a recovery flow: the accounts it covers, the code sent
+/// there (as a hash), the reset links minted for it, and the message itself.
+#[derive(Debug, Clone)]
+pub struct FlowParcel {
+    pub recipient: String,
+    pub accounts: Vec<(AccountId, PatientId)>,
+    pub code_hash: Option<TokenHash>,
+    pub links: Vec<NewToken>,
+    pub message: NewMessage,
+}
+
+/// A recovery request about to be stored. A flow without parcels is a decoy.
+#[derive(Debug, Clone)]
+pub struct NewRecoveryFlow {
+    pub id: FlowId,
+    pub purpose: Purpose,
+    pub channel: Channel,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub client_ip: Option<String>,
+    /// [`crate::recovery::RecoveryIdentifiers::lookup_key`]: older open flows
+    /// with the same key are revoked.
+    pub lookup_key: TokenHash,
+    pub parcels: Vec<FlowParcel>,
+    /// Messages one destination may receive per window; a parcel past it is
+    /// dropped without a word (the answer stays the same).
+    pub per_destination: RateLimit,
+}
+
+/// A recovery flow as stored, for its pages and code checks.
+#[derive(Debug, Clone)]
+pub struct FlowSummary {
+    pub purpose: Purpose,
+    pub channel: Channel,
+    pub attempts_left: u32,
+    pub expires_at: DateTime<Utc>,
+    pub finished: bool,
+    /// Replaced by a newer request, or every account it covered revoked.
+    pub revoked: bool,
+    /// The accounts still covered (none for a decoy): id and username.
+    pub accounts: Vec<(AccountId, String)>,
+}
+
+/// A code typed for a flow, with a reset token ready for each account the
+/// flow covers; storage keeps only those of the accounts the code unlocks.
+#[derive(Debug, Clone)]
+pub struct CodeAttempt {
+    pub flow: FlowId,
+    pub code_hash: Option<TokenHash>,
+    pub at: DateTime<Utc>,
+    pub offers: Vec<NewToken>,
+}
+
+/// What a code attempt did: its outcome and, when accepted, the accounts unlocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeAttemptResult {
+    pub outcome: AttemptOutcome,
+    pub accepted: Vec<AccountId>,
+}
+
+/// Whether a stored single-use token can still be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Usable,
+    Expired,
+    Used,
+    Revoked,
+}
+
+/// A stored token, looked up by hash.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub account: Option<AccountId>,
+    pub state: TokenState,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A password set with a reset token, and everything that goes with it.
+#[derive(Debug, Clone)]
+pub struct PasswordReset {
+    pub token: TokenHash,
+    pub account: AccountId,
+    pub password_hash: String,
+    pub at: DateTime<Utc>,
+    pub notices: Vec<NewMessage>,
+}
+
+/// A staff code typed with a date of birth, with the reset token to mint if
+/// both are right.
+#[derive(Debug, Clone)]
+pub struct StaffCodeRedemption {
+    pub code_hash: TokenHash,
+    pub date_of_birth: crate::identifiers::DateOfBirth,
+    pub at: DateTime<Utc>,
+    /// Its `account` is filled in by storage from the code.
+    pub offer: NewToken,
+}
+
+/// Recovery: flows, their codes, single-use tokens, and the resets they allow.
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// Accounts a request's anchor identifier could mean (at most a few dozen),
+    /// with what matching and delivery need. The same query whether or not
+    /// anything matches.
+    async fn find_recovery_candidates(
+        &self,
+        anchor: &Anchor,
+    ) -> StoreResult<Vec<RecoveryCandidate>>;
+
+    /// In one transaction: counts `limits`, and when all allow it revokes the
+    /// older open flows with the same lookup key and stores the flow; for each parcel within its destination's limit, revokes the
+    /// accounts' older open flows of the purpose (and, for a password, their
+    /// unused reset links), stores its accounts, links and message; writes
+    /// `audit`. `Err(RetryAfter)` (with only the counters and the audit event
+    /// stored) when a limit refuses.
+    async fn start_recovery(
+        &self,
+        flow: &NewRecoveryFlow,
+        limits: &[RateLimit],
+        audit: AuditEvent,
+    ) -> StoreResult<Result<u32, RetryAfter>>;
+
+    async fn recovery_flow(&self, flow: FlowId) -> StoreResult<Option<FlowSummary>>;
+
+    /// Checks a code under the flow's row lock: counts the attempt, closes the
+    /// flow when accepted or out of attempts, and stores the offered reset
+    /// tokens of the accounts the code unlocks.
+    async fn attempt_recovery_code(
+        &self,
+        attempt: &CodeAttempt,
+        audit: AuditEvent,
+    ) -> StoreResult<CodeAttemptResult>;
+
+    async fn token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenRecord>>;
+
+    /// Uses a reset token and sets the password, in one transaction: the token
+    /// is consumed only if still usable (`false` otherwise, and nothing
+    /// changes); the password and its history entry are written, the lock is
+    /// cleared, every session, open flow and other token of the account is
+    /// revoked, the notices are queued and the audit event written.
+    async fn reset_password(&self, reset: &PasswordReset, audit: AuditEvent) -> StoreResult<bool>;
+
+    /// Stores a new staff code for an account, revoking its older ones.
+    async fn issue_staff_code(&self, code: &NewToken, audit: AuditEvent) -> StoreResult<()>;
+
+    /// Redeems a staff code under its row lock after counting `limits`: a
+    /// wrong date of birth spends one of the code's attempts. `Ok(Ok(Some))`
+    /// with the account and its username when accepted (the offered reset
+    /// token is then stored); `Ok(Ok(None))` for any failure.
+    async fn redeem_staff_code(
+        &self,
+        redemption: &StaffCodeRedemption,
+        limits: &[RateLimit],
+        audit: AuditEvent,
+    ) -> StoreResult<Result<Option<(AccountId, String)>, RetryAfter>>;
 }
 
 #[async_trait]
@@ -99,12 +302,17 @@ pub trait AccountStore: Send + Sync {
 
     /// Counts one failed password against the account under a row lock, applies
     /// the lockout policy, and records the audit event (and the lock's, if any).
+    /// When the failure locks the account, `lock_notices` are queued with it.
     async fn record_sign_in_failure(
         &self,
         account: AccountId,
         policy: &LockoutPolicy,
         audit: AuditEvent,
+        lock_notices: &[NewMessage],
     ) -> StoreResult<FailureOutcome>;
+
+    /// Where to tell the account holder about the account.
+    async fn notice_contacts(&self, account: AccountId) -> StoreResult<NoticeContacts>;
 
     /// Clears the failure count, stamps the sign-in time and stores the new
     /// session, with its audit event, in one transaction. `false` when the account
@@ -119,8 +327,8 @@ pub trait AccountStore: Send + Sync {
     ) -> StoreResult<PasswordContext>;
 
     /// Sets a new password in one transaction: the hash and its history entry,
-    /// every session but `keep_session` revoked, the notices queued, the audit
-    /// event written.
+    /// every session but `keep_session` revoked, every open flow and unused
+    /// token of the account revoked, the notices queued, the audit event written.
     async fn change_password(&self, change: &PasswordChange, audit: AuditEvent) -> StoreResult<()>;
 
     /// Stops the account from signing in and ends its sessions. `NotFound` for an
@@ -235,7 +443,14 @@ pub trait OutboxStore: Send + Sync {
 /// Everything the service needs from storage.
 #[async_trait]
 pub trait Store:
-    PolicyStore + PatientStore + AccountStore + SessionStore + StaffStore + AuditStore + OutboxStore
+    PolicyStore
+    + PatientStore
+    + AccountStore
+    + SessionStore
+    + StaffStore
+    + AuditStore
+    + OutboxStore
+    + RecoveryStore
 {
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

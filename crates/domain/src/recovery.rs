@@ -2,11 +2,17 @@
 //! combinations a request may use, the one-time codes patients type, and how a
 //! code attempt moves a flow. Storage and delivery of flows build on these.
 
+use crate::identifiers::{DateOfBirth, Email, PhoneE164, Username};
+use crate::ids::{AccountId, FlowId, PatientId};
+use crate::message::Channel;
+use crate::model::Language;
 use crate::policy::RecoveryPolicy;
-use chrono::{DateTime, Utc};
+use crate::token::TokenHash;
+use chrono::{DateTime, Duration, Utc};
 use rand::rngs::OsRng;
 use rand::Rng;
 use std::collections::BTreeSet;
+use std::str::FromStr;
 
 /// The identifiers a recovery request may carry.
 pub const IDENTIFIERS: [&str; 4] = ["username", "email", "phone", "date_of_birth"];
@@ -36,6 +42,223 @@ pub fn request_fits(
             .iter()
             .all(|identifier| given.contains(identifier.as_str()))
     })
+}
+
+/// What a recovery request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// A code or link to set a new password.
+    Password,
+    /// The usernames tied to a contact.
+    Username,
+}
+
+impl Purpose {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Purpose::Password => "password",
+            Purpose::Username => "username",
+        }
+    }
+}
+
+impl FromStr for Purpose {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "password" => Ok(Purpose::Password),
+            "username" => Ok(Purpose::Username),
+            other => Err(format!("unknown recovery purpose {other:?}")),
+        }
+    }
+}
+
+/// Digits in a delivered code (DESIGN.md).
+pub const CODE_DIGITS: usize = 6;
+
+/// Characters in a staff-issued one-time code (DESIGN.md: 10 or more).
+pub const STAFF_CODE_LENGTH: usize = 12;
+
+/// How long a patient has to choose a password once a code was accepted.
+pub const RESET_AFTER_CODE_MINUTES: i64 = 30;
+
+/// How long a flow's code and link work on `channel` under the policy.
+pub fn lifetime(policy: &RecoveryPolicy, channel: Channel) -> Duration {
+    let minutes = match channel {
+        Channel::Email => policy.email_lifetime_minutes,
+        Channel::Sms | Channel::Voice => policy.sms_lifetime_minutes,
+    };
+    Duration::minutes(i64::from(minutes))
+}
+
+/// The identifiers a request carried, each already normalised.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryIdentifiers {
+    pub username: Option<Username>,
+    pub email: Option<Email>,
+    pub phone: Option<PhoneE164>,
+    pub date_of_birth: Option<DateOfBirth>,
+}
+
+/// The identifier an account lookup starts from; the others then filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchor {
+    Username(Username),
+    Email(Email),
+    Phone(PhoneE164),
+}
+
+impl RecoveryIdentifiers {
+    /// The names of the identifiers present, for [`request_fits`].
+    pub fn names(&self) -> BTreeSet<&'static str> {
+        [
+            ("username", self.username.is_some()),
+            ("email", self.email.is_some()),
+            ("phone", self.phone.is_some()),
+            ("date_of_birth", self.date_of_birth.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect()
+    }
+
+    /// Where the lookup starts: the username when given (it names one
+    /// account), else the email, else the phone. Depends only on which
+    /// identifiers were given, so known and unknown accounts cost the same query.
+    pub fn anchor(&self) -> Option<Anchor> {
+        if let Some(username) = &self.username {
+            return Some(Anchor::Username(username.clone()));
+        }
+        if let Some(email) = &self.email {
+            return Some(Anchor::Email(email.clone()));
+        }
+        self.phone.clone().map(Anchor::Phone)
+    }
+
+    /// A hash of the purpose and the identifiers given: a repeated request
+    /// with the same key replaces the older flow, decoy or not.
+    pub fn lookup_key(&self, purpose: Purpose) -> TokenHash {
+        let part = |value: Option<&str>| value.unwrap_or("").to_owned();
+        TokenHash::of(&format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            purpose.as_str(),
+            part(self.username.as_ref().map(|u| u.as_str())),
+            part(self.email.as_ref().map(|e| e.as_str())),
+            part(self.phone.as_ref().map(|p| p.as_str())),
+            self.date_of_birth
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ))
+    }
+
+    /// Whether every identifier given matches this account.
+    pub fn match_account(&self, candidate: &RecoveryCandidate) -> bool {
+        let contact_is = |contact: &Option<StoredContact>, value: &str| {
+            contact.as_ref().is_some_and(|c| c.value == value)
+        };
+        self.username
+            .as_ref()
+            .is_none_or(|u| u.as_str() == candidate.username)
+            && self
+                .email
+                .as_ref()
+                .is_none_or(|e| contact_is(&candidate.email, e.as_str()))
+            && self
+                .phone
+                .as_ref()
+                .is_none_or(|p| contact_is(&candidate.phone, p.as_str()))
+            && self
+                .date_of_birth
+                .as_ref()
+                .is_none_or(|d| candidate.date_of_birth.as_ref() == Some(d))
+    }
+}
+
+/// An email or phone on a patient record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContact {
+    pub value: String,
+    /// Proved by a code, or entered by staff or the EHR. Only verified
+    /// contacts receive recovery messages.
+    pub verified: bool,
+}
+
+/// An account a recovery lookup found, with what matching and delivery need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryCandidate {
+    pub account_id: AccountId,
+    pub patient_id: PatientId,
+    pub username: String,
+    /// Disabled accounts never recover.
+    pub active: bool,
+    pub given_name: String,
+    pub date_of_birth: Option<DateOfBirth>,
+    pub language: Option<Language>,
+    pub email: Option<StoredContact>,
+    pub phone: Option<StoredContact>,
+}
+
+impl RecoveryCandidate {
+    /// The verified contact a message on `channel` goes to.
+    pub fn destination(&self, channel: Channel) -> Option<&str> {
+        let contact = match channel {
+            Channel::Email => self.email.as_ref(),
+            Channel::Sms | Channel::Voice => self.phone.as_ref(),
+        }?;
+        contact.verified.then_some(contact.value.as_str())
+    }
+}
+
+/// One message's destination and the accounts it covers: a family sharing an
+/// email gets one message naming each of their accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub recipient: String,
+    pub accounts: Vec<RecoveryCandidate>,
+}
+
+/// Where a request's messages go: the active accounts every identifier matches
+/// that have a verified contact for `channel`, grouped by that contact. Empty
+/// when nothing matches; the caller then starts a decoy flow.
+pub fn destinations(
+    candidates: Vec<RecoveryCandidate>,
+    identifiers: &RecoveryIdentifiers,
+    channel: Channel,
+) -> Vec<Destination> {
+    let mut found: Vec<Destination> = Vec::new();
+    for candidate in candidates {
+        if !candidate.active || !identifiers.match_account(&candidate) {
+            continue;
+        }
+        let Some(recipient) = candidate.destination(channel).map(str::to_owned) else {
+            continue;
+        };
+        match found.iter_mut().find(|d| d.recipient == recipient) {
+            Some(destination) => destination.accounts.push(candidate),
+            None => found.push(Destination {
+                recipient,
+                accounts: vec![candidate],
+            }),
+        }
+    }
+    found
+}
+
+/// The stored hash of a delivered code: bound to its flow, so one hash says
+/// nothing about the same code in another flow.
+pub fn code_hash(flow: FlowId, code: &str) -> TokenHash {
+    TokenHash::of(&format!("{flow}:{code}"))
+}
+
+/// A typed numeric code with spaces and dashes removed; `None` when anything
+/// else is left (it cannot be a code CareKey sent).
+pub fn normalise_numeric_code(typed: &str) -> Option<String> {
+    let digits: String = typed
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '\u{2010}'..='\u{2015}'))
+        .collect();
+    (!digits.is_empty() && digits.len() <= 12 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(digits)
 }
 
 /// A code of `digits` random decimal digits, uniformly drawn (leading zeros kept).
@@ -174,6 +397,102 @@ mod tests {
             true,
             &given(&["email", "date_of_birth"])
         ));
+    }
+
+    fn candidate(username: &str, email: &str, verified: bool) -> RecoveryCandidate {
+        RecoveryCandidate {
+            account_id: AccountId::generate(),
+            patient_id: PatientId::generate(),
+            username: username.into(),
+            active: true,
+            given_name: "Sam".into(),
+            date_of_birth: DateOfBirth::parse("1980-05-01").ok(),
+            language: None,
+            email: Some(StoredContact {
+                value: email.into(),
+                verified,
+            }),
+            phone: None,
+        }
+    }
+
+    #[test]
+    fn a_shared_email_is_one_destination_naming_each_account() {
+        let by_email = RecoveryIdentifiers {
+            email: Email::parse("family@example.com").ok(),
+            ..RecoveryIdentifiers::default()
+        };
+        let found = destinations(
+            vec![
+                candidate("sarah", "family@example.com", true),
+                candidate("ethan", "family@example.com", true),
+            ],
+            &by_email,
+            Channel::Email,
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].recipient, "family@example.com");
+        let names: Vec<_> = found[0].accounts.iter().map(|a| &a.username).collect();
+        assert_eq!(names, ["sarah", "ethan"]);
+    }
+
+    #[test]
+    fn nothing_goes_to_unverified_or_missing_contacts_or_disabled_accounts() {
+        let by_username = |name: &str| RecoveryIdentifiers {
+            username: Username::parse(name).ok(),
+            ..RecoveryIdentifiers::default()
+        };
+        let unverified = candidate("alex", "alex@example.com", false);
+        assert!(destinations(vec![unverified], &by_username("alex"), Channel::Email).is_empty());
+        let no_phone = candidate("alex", "alex@example.com", true);
+        assert!(
+            destinations(vec![no_phone.clone()], &by_username("alex"), Channel::Sms).is_empty()
+        );
+        let disabled = RecoveryCandidate {
+            active: false,
+            ..no_phone.clone()
+        };
+        assert!(destinations(vec![disabled], &by_username("alex"), Channel::Email).is_empty());
+        assert_eq!(
+            destinations(vec![no_phone], &by_username("alex"), Channel::Email).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn every_identifier_given_must_match_the_same_account() {
+        let account = candidate("alex", "alex@example.com", true);
+        let with = |email: &str, born: &str| RecoveryIdentifiers {
+            username: Username::parse("alex").ok(),
+            email: Email::parse(email).ok(),
+            date_of_birth: DateOfBirth::parse(born).ok(),
+            ..RecoveryIdentifiers::default()
+        };
+        assert!(with("alex@example.com", "1980-05-01").match_account(&account));
+        assert!(!with("other@example.com", "1980-05-01").match_account(&account));
+        assert!(!with("alex@example.com", "1980-05-02").match_account(&account));
+        assert_eq!(
+            with("alex@example.com", "1980-05-01").anchor(),
+            Username::parse("alex").ok().map(Anchor::Username),
+            "the username anchors the lookup when given"
+        );
+    }
+
+    #[test]
+    fn typed_codes_lose_spaces_and_dashes_but_nothing_else() {
+        assert_eq!(
+            normalise_numeric_code(" 482 913 ").as_deref(),
+            Some("482913")
+        );
+        assert_eq!(normalise_numeric_code("482-913").as_deref(), Some("482913"));
+        assert_eq!(normalise_numeric_code("48291x"), None);
+        assert_eq!(normalise_numeric_code(""), None);
+        let flow = FlowId::generate();
+        assert_ne!(
+            code_hash(flow, "482913"),
+            code_hash(FlowId::generate(), "482913")
+        );
+        assert_eq!(code_hash(flow, "482913"), code_hash(flow, "482913"));
     }
 
     #[test]

@@ -89,3 +89,27 @@ mod tests {
         assert!(!token.hash().matches(&OpaqueToken::generate().hash()));
     }
 }
+
+/// What a stored single-use token is for; one never stands in for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenPurpose {
+    /// Sets a new password once (from an emailed link or a verified code).
+    Reset,
+    /// A one-time code staff generated for a patient.
+    StaffCode,
+    /// A clinic-issued enrollment code.
+    Activation,
+    /// Finishes an enrollment once the activation code was accepted.
+    Enrollment,
+}
+
+impl TokenPurpose {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenPurpose::Reset => "reset",
+            TokenPurpose::StaffCode => "staff_code",
+            TokenPurpose::Activation => "activation",
+            TokenPurpose::Enrollment => "enrollment",
+        }
+    }
+}

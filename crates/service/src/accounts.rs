@@ -1,6 +1,7 @@
 //! Operator steps on records and accounts: creating patients, their portal
 //! accounts and staff users, and lifting a lock.
 
+use crate::passwords::Replacing;
 use crate::signin::internal;
 use crate::{ServiceError, ServiceResult, Services};
 use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
@@ -40,7 +41,7 @@ impl Services {
             username: Some(username.as_str().to_owned()),
             ..PersonalInfo::default()
         };
-        self.require_acceptable(password, &personal, None, &[])
+        self.require_acceptable(password, &personal, Replacing::Nothing, &[])
             .await?;
         let password_hash = self.hasher.hash(password).await.map_err(internal)?;
         let account = NewAccount {
@@ -69,7 +70,7 @@ impl Services {
             username: Some(username.as_str().to_owned()),
             ..PersonalInfo::default()
         };
-        self.require_acceptable(password, &personal, None, &[])
+        self.require_acceptable(password, &personal, Replacing::Nothing, &[])
             .await?;
         let staff = NewStaff {
             id: StaffId::generate(),

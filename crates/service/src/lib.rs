@@ -5,7 +5,9 @@
 pub mod accounts;
 pub mod hashing;
 pub mod messages;
+pub mod notices;
 pub mod passwords;
+pub mod recovery;
 pub mod sessions;
 pub mod signin;
 
@@ -21,6 +23,31 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
+    pub settings: Arc<ServiceSettings>,
+}
+
+/// What use cases need from configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The portal's public address, the only base for links in messages
+    /// (never a request's Host header). No trailing slash.
+    pub public_url: String,
+    /// Region for phone numbers typed without a country code (ISO 3166).
+    pub default_region: String,
+}
+
+impl ServiceSettings {
+    pub fn new(public_url: &str, default_region: &str) -> Self {
+        Self {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            default_region: default_region.to_owned(),
+        }
+    }
+
+    /// An absolute link to `path` (which starts with `/`) on the portal.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url)
+    }
 }
 
 /// Where a request came from, for audit events and session records.
@@ -54,6 +81,18 @@ pub enum ServiceError {
     Conflict(&'static str),
     #[error("not found")]
     NotFound,
+    /// Too many requests for one key; try again after this many seconds.
+    #[error("rate limited")]
+    RateLimited { retry_after_seconds: i64 },
+    /// A wrong code; `attempts_left` only where telling it reveals nothing.
+    #[error("invalid code")]
+    InvalidCode { attempts_left: Option<u32> },
+    /// The recovery flow is expired, used up, revoked or unknown.
+    #[error("the recovery flow has ended")]
+    FlowExpired,
+    /// The reset (or enrollment) token is expired, used, revoked or unknown.
+    #[error("the token is invalid or expired")]
+    TokenExpired,
     /// Storage or hashing failed; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),

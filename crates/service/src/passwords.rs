@@ -2,17 +2,34 @@
 //! history, near-copy), live feedback for the password field, and a signed-in
 //! patient's change of password.
 
+use crate::notices::notices;
 use crate::signin::internal;
 use crate::{ClientInfo, ServiceError, ServiceResult, Services};
 use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
-use carekey_domain::ids::{AccountId, MessageId};
-use carekey_domain::message::{Channel, MessageData, MessageKind, NewMessage};
-use carekey_domain::password_rules::{assess, Assessment, PersonalInfo, Rule};
+use carekey_domain::ids::AccountId;
+use carekey_domain::message::{MessageData, MessageKind};
+use carekey_domain::password_rules::{assess, likely_predecessors, Assessment, PersonalInfo, Rule};
 use carekey_domain::policy::PasswordPolicy;
 use carekey_domain::ports::PasswordChange;
 use carekey_domain::secret::Password;
 use carekey_domain::token::OpaqueToken;
 use tracing::instrument;
+
+/// How many likely predecessors of a new password a reset tries against the
+/// current hash (each try costs one Argon2id verification).
+const NEAR_COPY_GUESSES: usize = 4;
+
+/// What is known of the password being replaced.
+#[derive(Clone, Copy)]
+pub(crate) enum Replacing<'a> {
+    /// A first password.
+    Nothing,
+    /// Typed by the patient (a signed-in change).
+    Known(&'a Password),
+    /// Only its hash (a reset): near copies are found by trying the likely
+    /// predecessors of the new password against it.
+    HashOnly(&'a str),
+}
 
 impl Services {
     /// Live feedback for a password being typed: every rule that does not need
@@ -36,12 +53,31 @@ impl Services {
         &self,
         password: &Password,
         personal: &PersonalInfo,
-        previous: Option<&Password>,
+        replacing: Replacing<'_>,
         history: &[String],
     ) -> ServiceResult<()> {
         let policy = self.store.load_policy().await?.password;
+        let previous = match replacing {
+            Replacing::Known(previous) => Some(previous),
+            Replacing::HashOnly(_) | Replacing::Nothing => None,
+        };
         let mut violations = assess(password, &policy, personal, previous).violations;
         let too_long = violations.contains(&Rule::MaxLength);
+        if let Replacing::HashOnly(current) = replacing {
+            if policy.near_copy && !too_long {
+                for guess in likely_predecessors(password.expose(), NEAR_COPY_GUESSES) {
+                    if self
+                        .hasher
+                        .verify(&Password::new(&guess), current)
+                        .await
+                        .map_err(internal)?
+                    {
+                        violations.push(Rule::NearCopy);
+                        break;
+                    }
+                }
+            }
+        }
         if !too_long {
             for old in history.iter().take(policy.history as usize) {
                 if self.hasher.verify(password, old).await.map_err(internal)? {
@@ -91,38 +127,29 @@ impl Services {
             )
             .ip(client.ip.clone())
             .details(serde_json::json!({ "reason": "wrong_current_password" }));
+            let lock_notices = self.lock_notices(account).await?;
             self.store
-                .record_sign_in_failure(account, &policy.lockout, failed)
+                .record_sign_in_failure(account, &policy.lockout, failed, &lock_notices)
                 .await?;
             return Err(ServiceError::InvalidCredentials);
         }
         if new.expose() != confirm.expose() {
             return Err(ServiceError::PasswordMismatch);
         }
-        self.require_acceptable(new, &context.personal, Some(current), &context.history)
-            .await?;
+        self.require_acceptable(
+            new,
+            &context.personal,
+            Replacing::Known(current),
+            &context.history,
+        )
+        .await?;
         let password_hash = self.hasher.hash(new).await.map_err(internal)?;
         let now = self.clock.now();
-        let notices = context
-            .verified_contacts
-            .iter()
-            .map(|(kind, value)| NewMessage {
-                id: MessageId::generate(),
-                kind: MessageKind::PasswordChanged,
-                channel: if kind == "email" {
-                    Channel::Email
-                } else {
-                    Channel::Sms
-                },
-                recipient: value.clone(),
-                language: context.language,
-                patient_id: Some(context.patient_id),
-                data: MessageData {
-                    given_name: context.personal.given_name.clone(),
-                    ..MessageData::default()
-                },
-            })
-            .collect();
+        let notices = notices(
+            &context.notice_contacts(),
+            MessageKind::PasswordChanged,
+            &MessageData::default(),
+        );
         let change = PasswordChange {
             account,
             password_hash,

@@ -82,12 +82,14 @@ impl Services {
             .await
             .map_err(internal)?;
         if !password_ok {
+            let lock_notices = self.lock_notices(account.id).await?;
             let outcome = self
                 .store
                 .record_sign_in_failure(
                     account.id,
                     &policy.lockout,
                     failure(FailureReason::WrongPassword),
+                    &lock_notices,
                 )
                 .await?;
             if let FailureOutcome::Locked { until } = outcome {

@@ -6,6 +6,7 @@
 //! how a row is locked — is each backend's own module.
 
 mod postgres;
+mod recovery;
 mod shared;
 mod sqlite;
 pub mod testing;

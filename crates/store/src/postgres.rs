@@ -43,3 +43,4 @@ crate::shared::impl_store!(
     for_update = " FOR UPDATE",
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
+crate::recovery::impl_recovery_store!(PgStore, Postgres, for_update = " FOR UPDATE");

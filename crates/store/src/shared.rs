@@ -53,7 +53,7 @@ macro_rules! impl_store {
         use carekey_domain::message::{MessageData, MessageRecord, MessageStatus, NewMessage};
         use carekey_domain::policy::{LockoutPolicy, Policy};
         use carekey_domain::ports::{
-            AccountStore, AuditStore, NewSession, OutboxStore, PasswordChange, PasswordContext, PatientStore, PolicyStore, SessionStore, StaffStore,
+            AccountStore, AuditStore, NewSession, NoticeContacts, OutboxStore, PasswordChange, PasswordContext, PatientStore, PolicyStore, SessionStore, StaffStore,
             Store,
         };
         use carekey_domain::session::SessionExpiry;
@@ -66,7 +66,7 @@ macro_rules! impl_store {
         impl $store {
             /// Appends one event to the audit chain inside `tx`, advancing the chain
             /// head under a row lock so concurrent writers never fork the chain.
-            async fn append_in(tx: &mut Tx, event: &AuditEvent) -> StoreResult<()> {
+            pub(crate) async fn append_in(tx: &mut Tx, event: &AuditEvent) -> StoreResult<()> {
                 let head = sqlx::query(concat!(
                     "SELECT seq, hash FROM audit_chain_head WHERE id = 1",
                     $for_update
@@ -121,12 +121,49 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn commit(tx: Tx) -> StoreResult<()> {
+            /// Writes a new password hash and its history entry; with `unlock`,
+            /// the lock counters are cleared too. Returns the account's patient.
+            pub(crate) async fn set_password_in(
+                tx: &mut Tx,
+                account: AccountId,
+                password_hash: &str,
+                at: chrono::DateTime<chrono::Utc>,
+                unlock: bool,
+            ) -> StoreResult<PatientId> {
+                let unlock_sql = if unlock {
+                    ", failed_attempts = 0, failure_window_started_at = NULL, locked_until = NULL, \
+                     lock_held = FALSE, consecutive_lockouts = 0"
+                } else {
+                    ""
+                };
+                let sql = format!(
+                    "UPDATE portal_accounts SET password_hash = $2, password_changed_at = $3{unlock_sql} \
+                     WHERE id = $1 RETURNING patient_id"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(account.0)
+                    .bind(password_hash)
+                    .bind(millis(at))
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(backend_error)?
+                    .ok_or(StoreError::NotFound)?;
+                sqlx::query("INSERT INTO password_history (account_id, password_hash, set_at) VALUES ($1, $2, $3)")
+                    .bind(account.0)
+                    .bind(password_hash)
+                    .bind(millis(at))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(backend_error)?;
+                Ok(PatientId(row.try_get("patient_id").map_err(backend_error)?))
+            }
+
+            pub(crate) async fn commit(tx: Tx) -> StoreResult<()> {
                 tx.commit().await.map_err(backend_error)
             }
 
             /// Reads an account's lock counters with the row locked for this transaction.
-            async fn locked_lock_state(tx: &mut Tx, account: AccountId) -> StoreResult<(LockState, PatientId, AccountStatus)> {
+            pub(crate) async fn locked_lock_state(tx: &mut Tx, account: AccountId) -> StoreResult<(LockState, PatientId, AccountStatus)> {
                 let sql = format!(
                     "SELECT patient_id, status, {LOCK_COLUMNS} FROM portal_accounts WHERE id = $1{}",
                     $for_update
@@ -144,7 +181,7 @@ macro_rules! impl_store {
                 ))
             }
 
-            async fn write_lock_state(tx: &mut Tx, account: AccountId, state: &LockState) -> StoreResult<()> {
+            pub(crate) async fn write_lock_state(tx: &mut Tx, account: AccountId, state: &LockState) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE portal_accounts SET failed_attempts = $2, failure_window_started_at = $3, \
                      locked_until = $4, lock_held = $5, consecutive_lockouts = $6 WHERE id = $1",
@@ -167,7 +204,7 @@ macro_rules! impl_store {
 
         impl $store {
             /// Queues messages inside `tx`, so they exist exactly when the change does.
-            async fn insert_messages_in(tx: &mut Tx, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+            pub(crate) async fn insert_messages_in(tx: &mut Tx, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
                 for message in messages {
                     let payload = serde_json::to_string(&message.data)
                         .map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -545,6 +582,7 @@ macro_rules! impl_store {
                 account: AccountId,
                 policy: &LockoutPolicy,
                 audit: AuditEvent,
+                lock_notices: &[NewMessage],
             ) -> StoreResult<FailureOutcome> {
                 let mut tx = self.begin_write().await?;
                 let (state, patient, _) = Self::locked_lock_state(&mut tx, account).await?;
@@ -566,6 +604,7 @@ macro_rules! impl_store {
                             "consecutive_lockouts": next.consecutive_lockouts,
                         }));
                     Self::append_in(&mut tx, &locked).await?;
+                    Self::insert_messages_in(&mut tx, lock_notices, at).await?;
                 }
                 Self::commit(tx).await?;
                 Ok(outcome)
@@ -606,6 +645,36 @@ macro_rules! impl_store {
                 Self::append_in(&mut tx, &audit.account(account).patient(patient)).await?;
                 Self::commit(tx).await?;
                 Ok(true)
+            }
+
+            async fn notice_contacts(&self, account: AccountId) -> StoreResult<NoticeContacts> {
+                let row = sqlx::query(
+                    "SELECT a.patient_id, p.given_name, p.preferred_language FROM portal_accounts a \
+                     JOIN patients p ON p.id = a.patient_id WHERE a.id = $1",
+                )
+                .bind(account.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_error)?
+                .ok_or(StoreError::NotFound)?;
+                let patient_id = PatientId(row.try_get("patient_id").map_err(backend_error)?);
+                let verified = sqlx::query(
+                    "SELECT kind, value FROM contacts WHERE patient_id = $1 AND verified_by IS NOT NULL ORDER BY kind",
+                )
+                .bind(patient_id.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_error)?
+                .iter()
+                .map(|c| Ok((c.try_get("kind").map_err(backend_error)?, c.try_get("value").map_err(backend_error)?)))
+                .collect::<StoreResult<Vec<(String, String)>>>()?;
+                let language: Option<String> = row.try_get("preferred_language").map_err(backend_error)?;
+                Ok(NoticeContacts {
+                    patient_id,
+                    given_name: row.try_get("given_name").map_err(backend_error)?,
+                    language: language.as_deref().and_then(Language::from_tag).unwrap_or_default(),
+                    verified,
+                })
             }
 
             async fn password_context(&self, account: AccountId, history: u32) -> StoreResult<PasswordContext> {
@@ -670,25 +739,7 @@ macro_rules! impl_store {
             async fn change_password(&self, change: &PasswordChange, audit: AuditEvent) -> StoreResult<()> {
                 let at = millis(change.at);
                 let mut tx = self.begin_write().await?;
-                let row = sqlx::query(
-                    "UPDATE portal_accounts SET password_hash = $2, password_changed_at = $3 \
-                     WHERE id = $1 RETURNING patient_id",
-                )
-                .bind(change.account.0)
-                .bind(&change.password_hash)
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend_error)?
-                .ok_or(StoreError::NotFound)?;
-                let patient = PatientId(row.try_get("patient_id").map_err(backend_error)?);
-                sqlx::query("INSERT INTO password_history (account_id, password_hash, set_at) VALUES ($1, $2, $3)")
-                    .bind(change.account.0)
-                    .bind(&change.password_hash)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_error)?;
+                let patient = Self::set_password_in(&mut tx, change.account, &change.password_hash, change.at, false).await?;
                 let keep = change.keep_session.as_ref().map(|h| h.as_bytes().to_vec()).unwrap_or_default();
                 sqlx::query(
                     "UPDATE sessions SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL AND id_hash <> $3",
@@ -699,6 +750,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend_error)?;
+                Self::end_credentials_in(&mut tx, change.account, change.at).await?;
                 Self::insert_messages_in(&mut tx, &change.notices, change.at).await?;
                 Self::append_in(&mut tx, &audit.account(change.account).patient(patient)).await?;
                 Self::commit(tx).await

@@ -205,7 +205,7 @@ async fn concurrent_failures_are_all_counted(store: Arc<dyn Store>) {
                 Outcome::Failure,
             );
             store
-                .record_sign_in_failure(account, &policy, failed)
+                .record_sign_in_failure(account, &policy, failed, &[])
                 .await
                 .unwrap()
         })
@@ -230,7 +230,7 @@ async fn concurrent_failures_lock_the_account_exactly_once(store: Arc<dyn Store>
                     Outcome::Failure,
                 );
                 store
-                    .record_sign_in_failure(account, &LockoutPolicy::default(), failed)
+                    .record_sign_in_failure(account, &LockoutPolicy::default(), failed, &[])
                     .await
                     .unwrap()
             })

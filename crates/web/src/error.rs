@@ -28,6 +28,9 @@ pub struct Problem {
     /// Password-policy errors: each broken rule with a message in the caller's language.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub violations: Option<Vec<Violation>>,
+    /// A wrong recovery code: how many more tries the flow allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_left: Option<u32>,
 }
 
 /// One broken password rule.
@@ -55,6 +58,12 @@ pub enum ApiError {
     InvalidSignature,
     /// No route serves this path and method.
     NoSuchRoute,
+    /// Too many requests; try again after this many seconds (`Retry-After`).
+    RateLimited(i64),
+    /// A wrong code, with the attempts left where the contract gives them.
+    InvalidCode(Option<u32>),
+    FlowExpired,
+    InvalidOrExpiredToken,
     Internal(String),
 }
 
@@ -136,6 +145,31 @@ impl ApiError {
                 "No such route",
                 "Nothing is served at this path; see /api/openapi.json.".into(),
             ),
+            ApiError::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+                "Too many requests like this one; try again after the time in Retry-After.".into(),
+            ),
+            ApiError::InvalidCode(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_code",
+                "Code not accepted",
+                "That code is not right.".into(),
+            ),
+            ApiError::FlowExpired => (
+                StatusCode::GONE,
+                "flow_expired",
+                "Request ended",
+                "This recovery request has expired or been used up; start a new one.".into(),
+            ),
+            ApiError::InvalidOrExpiredToken => (
+                StatusCode::GONE,
+                "invalid_or_expired_token",
+                "Link expired",
+                "This reset token has expired, been used, or been replaced; start a new request."
+                    .into(),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -161,6 +195,10 @@ impl ApiError {
                 ApiError::PasswordPolicy(violations) => Some(violations.clone()),
                 _ => None,
             },
+            attempts_left: match self {
+                ApiError::InvalidCode(attempts_left) => *attempts_left,
+                _ => None,
+            },
         }
     }
 }
@@ -181,6 +219,12 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Conflict(what) => ApiError::Conflict(what),
             ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::RateLimited {
+                retry_after_seconds,
+            } => ApiError::RateLimited(retry_after_seconds),
+            ServiceError::InvalidCode { attempts_left } => ApiError::InvalidCode(attempts_left),
+            ServiceError::FlowExpired => ApiError::FlowExpired,
+            ServiceError::TokenExpired => ApiError::InvalidOrExpiredToken,
             ServiceError::Internal(cause) => ApiError::Internal(cause),
         }
     }
@@ -200,6 +244,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::RateLimited(seconds) = &self {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -97,17 +97,17 @@ pub fn negotiate(
         .unwrap_or_default()
 }
 
-/// The language of an API request: `?lang=`, the language cookie, then
-/// `Accept-Language` (API.md), for messages such as policy violations.
-pub struct RequestLanguage(pub Language);
+/// The language signals of an API request: a choice (`?lang=`, or the cookie
+/// that remembers one) and the browser's `Accept-Language`. A message to a
+/// patient puts the patient's own language between the two (API.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LanguageSignals {
+    pub chosen: Option<Language>,
+    pub browser: Option<Language>,
+}
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestLanguage {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
+impl LanguageSignals {
+    fn of(parts: &axum::http::request::Parts) -> Self {
         let query = parts.uri.query().and_then(|query| {
             serde_urlencoded::from_str::<Vec<(String, String)>>(query)
                 .ok()?
@@ -122,12 +122,48 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestLanguage {
             .headers
             .get(axum::http::header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok());
-        Ok(Self(negotiate(
-            query.as_deref(),
-            cookie.as_deref(),
-            None,
-            accept,
-        )))
+        Self {
+            chosen: query
+                .as_deref()
+                .and_then(Language::from_tag)
+                .or_else(|| cookie.as_deref().and_then(Language::from_tag)),
+            browser: accept.and_then(|accept| {
+                accept_language::parse(accept)
+                    .iter()
+                    .find_map(|tag| Language::from_tag(tag))
+            }),
+        }
+    }
+
+    /// The language when no patient is known.
+    pub fn resolve(&self) -> Language {
+        self.chosen.or(self.browser).unwrap_or_default()
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LanguageSignals {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts))
+    }
+}
+
+/// The language of an API request: `?lang=`, the language cookie, then
+/// `Accept-Language` (API.md), for messages such as policy violations.
+pub struct RequestLanguage(pub Language);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestLanguage {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(LanguageSignals::of(parts).resolve()))
     }
 }
 

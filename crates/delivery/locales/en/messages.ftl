@@ -53,3 +53,12 @@ contact_changed-subject = Your { $clinic } portal contact details changed
 contact_changed-intro = The email or phone number on your patient portal account was just changed. We will use the new one from now on.
 contact_changed-not-you = If you did not make this change, call us right away at { $phone }.
 contact_changed-sms = { $clinic }: the contact details on your portal account were changed. Not you? Call { $phone } right away.
+
+password_reset-links = This email address is used by more than one account. Choose the account to reset:
+password_reset-button-for = Reset the password for { $username }
+username_reminder-voice = Hello. This is { $clinic }. Your portal username is spelled:
+username_reminder-voice-again = Again, your username is spelled:
+spell-dot = dot
+spell-underscore = underscore
+spell-dash = dash
+spell-and = And another username:

@@ -53,3 +53,12 @@ contact_changed-subject = Cambiaron los datos de contacto de su portal de { $cli
 contact_changed-intro = Se acaba de cambiar el correo electrónico o el teléfono de su cuenta del portal. Desde ahora usaremos el nuevo.
 contact_changed-not-you = Si usted no hizo este cambio, llámenos enseguida al { $phone }.
 contact_changed-sms = { $clinic }: cambiaron los datos de contacto de su portal. ¿No fue usted? Llame enseguida al { $phone }.
+
+password_reset-links = Esta dirección de correo la usa más de una cuenta. Elija la cuenta cuya contraseña quiere cambiar:
+password_reset-button-for = Cambiar la contraseña de { $username }
+username_reminder-voice = Hola. Le llamamos de { $clinic }. Su nombre de usuario del portal se deletrea así:
+username_reminder-voice-again = Otra vez, su nombre de usuario se deletrea así:
+spell-dot = punto
+spell-underscore = guion bajo
+spell-dash = guion
+spell-and = Y otro nombre de usuario:

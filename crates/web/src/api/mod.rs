@@ -5,6 +5,7 @@
 mod hooks;
 mod ops;
 pub mod passwords;
+mod recovery;
 mod sessions;
 
 use crate::state::AppState;
@@ -22,7 +23,8 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "sessions", description = "Patient sign-in and sessions"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "hooks", description = "Reports from message providers"),
-        (name = "passwords", description = "Password feedback and changes")
+        (name = "passwords", description = "Password feedback and changes"),
+        (name = "recovery", description = "Forgotten passwords and usernames")
     )
 )]
 struct ApiDoc;
@@ -33,4 +35,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(ops::router())
         .merge(hooks::router())
         .merge(passwords::router())
+        .merge(recovery::router())
 }

@@ -12,6 +12,7 @@ use axum::Json;
 use carekey_domain::password_rules::Rule;
 use carekey_domain::policy::PasswordPolicy;
 use carekey_domain::secret::Password;
+use carekey_domain::token::OpaqueToken;
 use carekey_service::ServiceError;
 use fluent_templates::fluent_bundle::FluentValue;
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,7 @@ pub fn violations(rules: &[Rule], tr: Tr, policy: &PasswordPolicy) -> Vec<Violat
 }
 
 /// A service error, with password-policy violations in the caller's language.
-async fn localized(state: &AppState, error: ServiceError, tr: Tr) -> ApiError {
+pub(crate) async fn localized(state: &AppState, error: ServiceError, tr: Tr) -> ApiError {
     match error {
         ServiceError::PasswordPolicy(rules) => match state.services.store.load_policy().await {
             Ok(policy) => ApiError::PasswordPolicy(violations(&rules, tr, &policy.password)),
@@ -90,15 +91,28 @@ async fn check_password(
     ApiJson(request): ApiJson<CheckRequest>,
 ) -> Result<Json<CheckResponse>, ApiError> {
     let tr = Tr::new(lang);
-    // A signed-in patient's own details count; reset tokens arrive with self-service recovery.
-    let account = match presented_patient_token(&state.settings, &headers) {
-        Some(token) => state
+    // The account's own details count: the reset token's account, else the signed-in patient's.
+    let reset_account = match request.reset_token.as_deref() {
+        Some(token) => {
+            state
+                .services
+                .reset_token_account(&OpaqueToken::from_presented(token))
+                .await?
+        }
+        None => None,
+    };
+    let account = match (
+        reset_account,
+        presented_patient_token(&state.settings, &headers),
+    ) {
+        (Some(account), _) => Some(account),
+        (None, Some(token)) => state
             .services
             .patient_session(&token)
             .await
             .ok()
             .map(|s| s.account_id),
-        None => None,
+        (None, None) => None,
     };
     let password = Password::new(&request.password);
     let (assessment, policy) = state.services.check_password(&password, account).await?;

@@ -1,0 +1,622 @@
+//! Recovery's storage, shared by both backends like [`crate::shared`]: flows
+//! and their codes, single-use tokens, resets, staff codes, and the rate-limit
+//! counters they count. Every change is one transaction with its audit event.
+
+macro_rules! impl_recovery_store {
+    ($store:ident, $db:ident, for_update = $for_update:literal) => {
+      mod recovery_queries {
+        use super::{$store, $db};
+        use $crate::backend_error;
+        use $crate::shared::{from_millis, millis};
+        use async_trait::async_trait;
+        use carekey_domain::audit::{AuditAction, AuditEvent, Outcome};
+        use carekey_domain::identifiers::DateOfBirth;
+        use carekey_domain::ids::{AccountId, FlowId, PatientId};
+        use carekey_domain::model::Language;
+        use carekey_domain::ports::{
+            CodeAttempt, CodeAttemptResult, FlowSummary, NewRecoveryFlow, NewToken, PasswordReset,
+            RecoveryStore, StaffCodeRedemption, StoreError, StoreResult, TokenRecord, TokenState,
+        };
+        use carekey_domain::rate_limit::{RateLimit, RetryAfter};
+        use carekey_domain::recovery::{
+            Anchor, AttemptOutcome, CodeState, Purpose, RecoveryCandidate, StoredContact,
+        };
+        use carekey_domain::token::{TokenHash, TokenPurpose};
+        use chrono::{DateTime, Utc};
+        use sqlx::Row;
+        use uuid::Uuid;
+
+        type Tx = sqlx::Transaction<'static, $db>;
+
+        impl $store {
+            /// Counts one hit on a fixed-window counter in a single atomic
+            /// statement; the wait when the hit is past the limit.
+            pub(crate) async fn hit_in(
+                tx: &mut Tx,
+                limit: &RateLimit,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<chrono::Duration>> {
+                let row = sqlx::query(
+                    "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1) \
+                     ON CONFLICT (key) DO UPDATE SET \
+                       count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
+                       window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
+                     RETURNING count, window_start",
+                )
+                .bind(&limit.key)
+                .bind(millis(now))
+                .bind(millis(now - limit.window))
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                let count: i64 = row.try_get("count").map_err(backend_error)?;
+                let start: i64 = row.try_get("window_start").map_err(backend_error)?;
+                Ok(limit.retry_after(
+                    u32::try_from(count).unwrap_or(u32::MAX),
+                    from_millis(start),
+                    now,
+                ))
+            }
+
+            /// Counts every limit (all of them, so each counter stays true) and
+            /// returns the longest wait among those that refuse.
+            async fn hit_all_in(
+                tx: &mut Tx,
+                limits: &[RateLimit],
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<RetryAfter>> {
+                let mut wait: Option<chrono::Duration> = None;
+                for limit in limits {
+                    if let Some(this) = Self::hit_in(tx, limit, now).await? {
+                        wait = Some(wait.map_or(this, |w| w.max(this)));
+                    }
+                }
+                Ok(wait.map(RetryAfter))
+            }
+
+            /// Ends every way into the account that is still open: unused
+            /// tokens and codes, and its part of any unfinished flow.
+            pub(crate) async fn end_credentials_in(
+                tx: &mut Tx,
+                account: AccountId,
+                at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE account_tokens SET revoked_at = $2 \
+                     WHERE account_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(account.0)
+                .bind(millis(at))
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                sqlx::query(
+                    "UPDATE recovery_flow_accounts SET revoked_at = $2 \
+                     WHERE account_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(account.0)
+                .bind(millis(at))
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn insert_token_in(
+                tx: &mut Tx,
+                token: &NewToken,
+                account: Option<AccountId>,
+                at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO account_tokens (hash, purpose, account_id, patient_id, flow_id, \
+                     attempts_left, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(token.hash.as_bytes())
+                .bind(token.purpose.as_str())
+                .bind(account.or(token.account).map(|id| id.0))
+                .bind(token.patient.map(|id| id.0))
+                .bind(token.flow.map(|id| id.0))
+                .bind(token.attempts.map(i64::from))
+                .bind(millis(at))
+                .bind(millis(token.expires_at))
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                Ok(())
+            }
+        }
+
+        fn candidate_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<RecoveryCandidate> {
+            let contact = |value: &str, verified: &str| -> StoreResult<Option<StoredContact>> {
+                let value: Option<String> = row.try_get(value).map_err(backend_error)?;
+                let verified: Option<String> = row.try_get(verified).map_err(backend_error)?;
+                Ok(value.map(|value| StoredContact {
+                    value,
+                    verified: verified.is_some(),
+                }))
+            };
+            let status: String = row.try_get("status").map_err(backend_error)?;
+            let born: String = row.try_get("date_of_birth").map_err(backend_error)?;
+            let language: Option<String> = row.try_get("preferred_language").map_err(backend_error)?;
+            Ok(RecoveryCandidate {
+                account_id: AccountId(row.try_get("id").map_err(backend_error)?),
+                patient_id: PatientId(row.try_get("patient_id").map_err(backend_error)?),
+                username: row.try_get("username").map_err(backend_error)?,
+                active: status == "active",
+                given_name: row.try_get("given_name").map_err(backend_error)?,
+                date_of_birth: DateOfBirth::parse(&born).ok(),
+                language: language.as_deref().and_then(Language::from_tag),
+                email: contact("email", "email_verified_by")?,
+                phone: contact("phone", "phone_verified_by")?,
+            })
+        }
+
+        /// Replaced by a newer request, or every account it covered revoked
+        /// (a decoy, which never covered any, stays open like a real flow).
+        fn flow_revoked(row: &<$db as sqlx::Database>::Row) -> StoreResult<bool> {
+            let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend_error)?;
+            let members: i64 = row.try_get("members").map_err(backend_error)?;
+            let live: i64 = row.try_get("live_members").map_err(backend_error)?;
+            Ok(revoked.is_some() || (members > 0 && live == 0))
+        }
+
+        fn token_state(
+            row: &<$db as sqlx::Database>::Row,
+            now: DateTime<Utc>,
+        ) -> StoreResult<TokenState> {
+            let used: Option<i64> = row.try_get("used_at").map_err(backend_error)?;
+            let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend_error)?;
+            let expires: i64 = row.try_get("expires_at").map_err(backend_error)?;
+            Ok(if used.is_some() {
+                TokenState::Used
+            } else if revoked.is_some() {
+                TokenState::Revoked
+            } else if expires <= millis(now) {
+                TokenState::Expired
+            } else {
+                TokenState::Usable
+            })
+        }
+
+        #[async_trait]
+        impl RecoveryStore for $store {
+            async fn find_recovery_candidates(&self, anchor: &Anchor) -> StoreResult<Vec<RecoveryCandidate>> {
+                let (condition, value) = match anchor {
+                    Anchor::Username(username) => ("a.username = $1", username.as_str()),
+                    Anchor::Email(email) => (
+                        "a.patient_id IN (SELECT patient_id FROM contacts WHERE kind = 'email' AND value = $1)",
+                        email.as_str(),
+                    ),
+                    Anchor::Phone(phone) => (
+                        "a.patient_id IN (SELECT patient_id FROM contacts WHERE kind = 'phone' AND value = $1)",
+                        phone.as_str(),
+                    ),
+                };
+                let sql = format!(
+                    "SELECT a.id, a.patient_id, a.username, a.status, p.given_name, p.date_of_birth, \
+                     p.preferred_language, e.value AS email, e.verified_by AS email_verified_by, \
+                     ph.value AS phone, ph.verified_by AS phone_verified_by \
+                     FROM portal_accounts a JOIN patients p ON p.id = a.patient_id \
+                     LEFT JOIN contacts e ON e.patient_id = a.patient_id AND e.kind = 'email' \
+                     LEFT JOIN contacts ph ON ph.patient_id = a.patient_id AND ph.kind = 'phone' \
+                     WHERE {condition} ORDER BY a.created_at LIMIT 20"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(value)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_error)?;
+                rows.iter().map(candidate_of).collect()
+            }
+
+            async fn start_recovery(
+                &self,
+                flow: &NewRecoveryFlow,
+                limits: &[RateLimit],
+                audit: AuditEvent,
+            ) -> StoreResult<Result<u32, RetryAfter>> {
+                let at = flow.created_at;
+                let mut tx = self.begin_write().await?;
+                if let Some(wait) = Self::hit_all_in(&mut tx, limits, at).await? {
+                    let mut refused = audit;
+                    refused.action = AuditAction::StaffCodeRejected;
+                    refused.outcome = Outcome::Failure;
+                    refused.details["rate_limited"] = true.into();
+                    Self::append_in(&mut tx, &refused).await?;
+                    Self::commit(tx).await?;
+                    return Ok(Err(wait));
+                }
+                sqlx::query(
+                    "UPDATE recovery_flows SET revoked_at = $2 WHERE lookup_key = $1 \
+                     AND finished_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(flow.lookup_key.as_bytes())
+                .bind(millis(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                sqlx::query(
+                    "INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, \
+                     expires_at, lookup_key, client_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(flow.id.0)
+                .bind(flow.purpose.as_str())
+                .bind(flow.channel.as_str())
+                .bind(i64::from(flow.attempts))
+                .bind(millis(at))
+                .bind(millis(flow.expires_at))
+                .bind(flow.lookup_key.as_bytes())
+                .bind(&flow.client_ip)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let mut sent = 0u32;
+                for parcel in &flow.parcels {
+                    let destination = RateLimit {
+                        key: format!("{}{}", flow.per_destination.key, parcel.recipient),
+                        ..flow.per_destination.clone()
+                    };
+                    if Self::hit_in(&mut tx, &destination, at).await?.is_some() {
+                        continue;
+                    }
+                    for (account, patient) in &parcel.accounts {
+                        // A newer request replaces the older ones of its purpose.
+                        sqlx::query(
+                            "UPDATE recovery_flow_accounts SET revoked_at = $2 \
+                             WHERE account_id = $1 AND revoked_at IS NULL AND flow_id IN \
+                             (SELECT id FROM recovery_flows WHERE purpose = $3 AND finished_at IS NULL \
+                              AND id <> $4)",
+                        )
+                        .bind(account.0)
+                        .bind(millis(at))
+                        .bind(flow.purpose.as_str())
+                        .bind(flow.id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_error)?;
+                        if flow.purpose == Purpose::Password {
+                            sqlx::query(
+                                "UPDATE account_tokens SET revoked_at = $2 WHERE account_id = $1 \
+                                 AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL",
+                            )
+                            .bind(account.0)
+                            .bind(millis(at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend_error)?;
+                        }
+                        sqlx::query(
+                            "INSERT INTO recovery_flow_accounts (flow_id, account_id, recipient, code_hash) \
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(flow.id.0)
+                        .bind(account.0)
+                        .bind(&parcel.recipient)
+                        .bind(parcel.code_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_error)?;
+                        let mut event = audit.clone().account(*account).patient(*patient);
+                        event.details["recipient"] = parcel.recipient.clone().into();
+                        Self::append_in(&mut tx, &event).await?;
+                    }
+                    for link in &parcel.links {
+                        Self::insert_token_in(&mut tx, link, None, at).await?;
+                    }
+                    Self::insert_messages_in(&mut tx, std::slice::from_ref(&parcel.message), at).await?;
+                    sent += 1;
+                }
+                if sent == 0 {
+                    // Nothing matched (or every destination is at its limit): the
+                    // request is recorded all the same.
+                    Self::append_in(&mut tx, &audit).await?;
+                }
+                Self::commit(tx).await?;
+                Ok(Ok(sent))
+            }
+
+            async fn recovery_flow(&self, flow: FlowId) -> StoreResult<Option<FlowSummary>> {
+                let row = sqlx::query(
+                    "SELECT purpose, channel, attempts_left, expires_at, finished_at, revoked_at, \
+                     (SELECT COUNT(*) FROM recovery_flow_accounts m WHERE m.flow_id = f.id) AS members, \
+                     (SELECT COUNT(*) FROM recovery_flow_accounts m WHERE m.flow_id = f.id \
+                       AND m.revoked_at IS NULL) AS live_members \
+                     FROM recovery_flows f WHERE id = $1",
+                )
+                .bind(flow.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                let Some(row) = row else { return Ok(None) };
+                let members = sqlx::query(
+                    "SELECT m.account_id, a.username FROM recovery_flow_accounts m \
+                     JOIN portal_accounts a ON a.id = m.account_id \
+                     WHERE m.flow_id = $1 AND m.revoked_at IS NULL ORDER BY a.username",
+                )
+                .bind(flow.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                let purpose: String = row.try_get("purpose").map_err(backend_error)?;
+                let channel: String = row.try_get("channel").map_err(backend_error)?;
+                let attempts: i64 = row.try_get("attempts_left").map_err(backend_error)?;
+                let finished: Option<i64> = row.try_get("finished_at").map_err(backend_error)?;
+                Ok(Some(FlowSummary {
+                    purpose: purpose.parse().map_err(StoreError::Backend)?,
+                    channel: channel.parse().map_err(StoreError::Backend)?,
+                    attempts_left: u32::try_from(attempts).unwrap_or(0),
+                    expires_at: from_millis(row.try_get("expires_at").map_err(backend_error)?),
+                    finished: finished.is_some(),
+                    revoked: flow_revoked(&row)?,
+                    accounts: members
+                        .iter()
+                        .map(|m| {
+                            Ok((
+                                AccountId(m.try_get("account_id").map_err(backend_error)?),
+                                m.try_get("username").map_err(backend_error)?,
+                            ))
+                        })
+                        .collect::<StoreResult<_>>()?,
+                }))
+            }
+
+            async fn attempt_recovery_code(
+                &self,
+                attempt: &CodeAttempt,
+                audit: AuditEvent,
+            ) -> StoreResult<CodeAttemptResult> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(concat!(
+                    "SELECT attempts_left, expires_at, finished_at, revoked_at, \
+                     (SELECT COUNT(*) FROM recovery_flow_accounts m WHERE m.flow_id = f.id) AS members, \
+                     (SELECT COUNT(*) FROM recovery_flow_accounts m WHERE m.flow_id = f.id \
+                       AND m.revoked_at IS NULL) AS live_members \
+                     FROM recovery_flows f WHERE id = $1",
+                    $for_update
+                ))
+                .bind(attempt.flow.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let Some(row) = row else {
+                    return Ok(CodeAttemptResult { outcome: AttemptOutcome::Gone, accepted: vec![] });
+                };
+                let attempts: i64 = row.try_get("attempts_left").map_err(backend_error)?;
+                let finished: Option<i64> = row.try_get("finished_at").map_err(backend_error)?;
+                let state = CodeState {
+                    attempts_left: u32::try_from(attempts).unwrap_or(0),
+                    expires_at: from_millis(row.try_get("expires_at").map_err(backend_error)?),
+                    closed: finished.is_some() || flow_revoked(&row)?,
+                };
+                let mut unlocked: Vec<(AccountId, PatientId)> = Vec::new();
+                if let Some(code_hash) = &attempt.code_hash {
+                    let rows = sqlx::query(
+                        "SELECT m.account_id, a.patient_id FROM recovery_flow_accounts m \
+                         JOIN portal_accounts a ON a.id = m.account_id \
+                         WHERE m.flow_id = $1 AND m.code_hash = $2 AND m.revoked_at IS NULL \
+                         AND a.status = 'active'",
+                    )
+                    .bind(attempt.flow.0)
+                    .bind(code_hash.as_bytes())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                    for row in &rows {
+                        unlocked.push((
+                            AccountId(row.try_get("account_id").map_err(backend_error)?),
+                            PatientId(row.try_get("patient_id").map_err(backend_error)?),
+                        ));
+                    }
+                }
+                let (outcome, next) = state.attempt(attempt.at, !unlocked.is_empty());
+                let mut event = audit;
+                event.details["attempts_left"] = next.attempts_left.into();
+                match outcome {
+                    AttemptOutcome::Gone => {
+                        event.action = AuditAction::RecoveryCodeRejected;
+                        event.outcome = Outcome::Failure;
+                        event.details["reason"] = "flow_expired".into();
+                        Self::append_in(&mut tx, &event).await?;
+                    }
+                    AttemptOutcome::Wrong { .. } => {
+                        sqlx::query("UPDATE recovery_flows SET attempts_left = $2 WHERE id = $1")
+                            .bind(attempt.flow.0)
+                            .bind(i64::from(next.attempts_left))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend_error)?;
+                        event.action = AuditAction::RecoveryCodeRejected;
+                        event.outcome = Outcome::Failure;
+                        event.details["reason"] = "wrong_code".into();
+                        Self::append_in(&mut tx, &event).await?;
+                    }
+                    AttemptOutcome::Accepted => {
+                        sqlx::query("UPDATE recovery_flows SET finished_at = $2 WHERE id = $1")
+                            .bind(attempt.flow.0)
+                            .bind(millis(attempt.at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend_error)?;
+                        for (account, patient) in &unlocked {
+                            if let Some(offer) = attempt.offers.iter().find(|o| o.account == Some(*account)) {
+                                Self::insert_token_in(&mut tx, offer, None, attempt.at).await?;
+                            }
+                            let accepted = event.clone().account(*account).patient(*patient);
+                            Self::append_in(&mut tx, &accepted).await?;
+                        }
+                    }
+                }
+                Self::commit(tx).await?;
+                Ok(CodeAttemptResult {
+                    outcome,
+                    accepted: unlocked.into_iter().map(|(account, _)| account).collect(),
+                })
+            }
+
+            async fn token(
+                &self,
+                hash: &TokenHash,
+                purpose: TokenPurpose,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<TokenRecord>> {
+                let row = sqlx::query(
+                    "SELECT account_id, expires_at, used_at, revoked_at FROM account_tokens \
+                     WHERE hash = $1 AND purpose = $2",
+                )
+                .bind(hash.as_bytes())
+                .bind(purpose.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(TokenRecord {
+                    account: row
+                        .try_get::<Option<Uuid>, _>("account_id")
+                        .map_err(backend_error)?
+                        .map(AccountId),
+                    state: token_state(&row, now)?,
+                    expires_at: from_millis(row.try_get("expires_at").map_err(backend_error)?),
+                }))
+            }
+
+            async fn reset_password(&self, reset: &PasswordReset, audit: AuditEvent) -> StoreResult<bool> {
+                let at = millis(reset.at);
+                let mut tx = self.begin_write().await?;
+                // The single use: of concurrent resets with one token, one updates this row.
+                let used = sqlx::query(
+                    "UPDATE account_tokens SET used_at = $3 WHERE hash = $1 AND account_id = $2 \
+                     AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+                )
+                .bind(reset.token.as_bytes())
+                .bind(reset.account.0)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                if used.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                let patient =
+                    Self::set_password_in(&mut tx, reset.account, &reset.password_hash, reset.at, true).await?;
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL")
+                    .bind(reset.account.0)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                Self::end_credentials_in(&mut tx, reset.account, reset.at).await?;
+                Self::insert_messages_in(&mut tx, &reset.notices, reset.at).await?;
+                Self::append_in(&mut tx, &audit.account(reset.account).patient(patient)).await?;
+                Self::commit(tx).await?;
+                Ok(true)
+            }
+
+            async fn issue_staff_code(&self, code: &NewToken, audit: AuditEvent) -> StoreResult<()> {
+                let account = code
+                    .account
+                    .ok_or_else(|| StoreError::Backend("a staff code needs an account".into()))?;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE account_tokens SET revoked_at = $2 WHERE account_id = $1 \
+                     AND purpose = 'staff_code' AND used_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(account.0)
+                .bind(millis(audit.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                Self::insert_token_in(&mut tx, code, None, audit.at).await?;
+                Self::append_in(&mut tx, &audit.account(account)).await?;
+                Self::commit(tx).await
+            }
+
+            async fn redeem_staff_code(
+                &self,
+                redemption: &StaffCodeRedemption,
+                limits: &[RateLimit],
+                audit: AuditEvent,
+            ) -> StoreResult<Result<Option<(AccountId, String)>, RetryAfter>> {
+                let at = redemption.at;
+                let mut tx = self.begin_write().await?;
+                let mut event = audit;
+                if let Some(wait) = Self::hit_all_in(&mut tx, limits, at).await? {
+                    event.action = AuditAction::StaffCodeRejected;
+                    event.outcome = Outcome::Failure;
+                    event.details["reason"] = "rate_limited".into();
+                    Self::append_in(&mut tx, &event).await?;
+                    Self::commit(tx).await?;
+                    return Ok(Err(wait));
+                }
+                let token = sqlx::query(concat!(
+                    "SELECT account_id, attempts_left, expires_at, used_at, revoked_at \
+                     FROM account_tokens WHERE hash = $1 AND purpose = 'staff_code'",
+                    $for_update
+                ))
+                .bind(redemption.code_hash.as_bytes())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let usable = match &token {
+                    Some(row) => {
+                        let attempts: Option<i64> = row.try_get("attempts_left").map_err(backend_error)?;
+                        token_state(row, at)? == TokenState::Usable && attempts.unwrap_or(0) > 0
+                    }
+                    None => false,
+                };
+                let account: Option<Uuid> = match (&token, usable) {
+                    (Some(row), true) => row.try_get("account_id").map_err(backend_error)?,
+                    _ => None,
+                };
+                let Some(account) = account.map(AccountId) else {
+                    event.action = AuditAction::StaffCodeRejected;
+                    event.outcome = Outcome::Failure;
+                    event.details["reason"] = "unknown_or_spent_code".into();
+                    Self::append_in(&mut tx, &event).await?;
+                    Self::commit(tx).await?;
+                    return Ok(Ok(None));
+                };
+                let holder = sqlx::query(
+                    "SELECT a.username, a.status, a.patient_id, p.date_of_birth FROM portal_accounts a \
+                     JOIN patients p ON p.id = a.patient_id WHERE a.id = $1",
+                )
+                .bind(account.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let born: String = holder.try_get("date_of_birth").map_err(backend_error)?;
+                let status: String = holder.try_get("status").map_err(backend_error)?;
+                let patient = PatientId(holder.try_get("patient_id").map_err(backend_error)?);
+                let event = event.account(account).patient(patient);
+                if DateOfBirth::parse(&born).ok() != Some(redemption.date_of_birth) || status != "active" {
+                    sqlx::query("UPDATE account_tokens SET attempts_left = attempts_left - 1 WHERE hash = $1")
+                        .bind(redemption.code_hash.as_bytes())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_error)?;
+                    let mut refused = event;
+                    refused.action = AuditAction::StaffCodeRejected;
+                    refused.outcome = Outcome::Failure;
+                    refused.details["reason"] = "wrong_date_of_birth".into();
+                    Self::append_in(&mut tx, &refused).await?;
+                    Self::commit(tx).await?;
+                    return Ok(Ok(None));
+                }
+                sqlx::query("UPDATE account_tokens SET used_at = $2 WHERE hash = $1")
+                    .bind(redemption.code_hash.as_bytes())
+                    .bind(millis(at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                Self::insert_token_in(&mut tx, &redemption.offer, Some(account), at).await?;
+                Self::append_in(&mut tx, &event).await?;
+                Self::commit(tx).await?;
+                let username: String = holder.try_get("username").map_err(backend_error)?;
+                Ok(Ok(Some((account, username))))
+            }
+        }
+      }
+    };
+}
+
+pub(crate) use impl_recovery_store;
