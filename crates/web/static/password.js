@@ -38,7 +38,9 @@
       items.forEach(function (item) { item.className = "pending"; item.querySelector(".state").textContent = ""; });
       return;
     }
-    fetch("/api/v1/password/check?lang=" + encodeURIComponent(lang), {
+    var form = input.form;
+    var url = (form && form.getAttribute("data-check-url")) || "/api/v1/password/check";
+    fetch(url + "?lang=" + encodeURIComponent(lang), {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },

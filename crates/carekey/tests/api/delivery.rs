@@ -3,10 +3,10 @@
 //! retries across an outage, and several workers sharing one outbox.
 
 use crate::helpers::{spawn_app, spawn_app_with, Backend, Options, TestApp};
-use crate::sinks::{free_port, ProviderStandIn, SmtpSink, ACCOUNT_SID, AUTH_TOKEN};
+use crate::sinks::{free_port, smtp, twilio, ProviderStandIn, SmtpSink, ACCOUNT_SID, AUTH_TOKEN};
 use async_trait::async_trait;
 use carekey::config::{Config, ProviderConfig};
-use carekey_delivery::twilio::{signature, TwilioAccount, TwilioResource, TwilioSender};
+use carekey_delivery::twilio::{signature, TwilioResource};
 use carekey_delivery::{Rendered, SendError, Sender, Senders};
 use carekey_domain::ids::MessageId;
 use carekey_domain::message::{
@@ -57,13 +57,6 @@ impl ClockNow for carekey_domain::clock::ManualClock {
 fn senders_with_email(app: &TestApp, email: Arc<dyn Sender>) -> Senders {
     let defaults = carekey::delivery::senders(&app.settings).unwrap();
     Senders { email, ..defaults }
-}
-
-fn smtp(url: &str) -> Arc<dyn Sender> {
-    Arc::new(
-        carekey_delivery::smtp::SmtpSender::new(url, "Hill Clinic <noreply@hill-clinic.example>")
-            .unwrap(),
-    )
 }
 
 async fn status(app: &TestApp, id: MessageId) -> MessageRecord {
@@ -199,22 +192,6 @@ async fn after_the_last_attempt_a_message_is_failed_with_its_error_and_can_be_re
 
     app.services.retry_message(message.id).await.unwrap();
     assert_eq!(status(&app, message.id).await.status, MessageStatus::Queued);
-}
-
-fn twilio(provider: &ProviderStandIn, resource: TwilioResource) -> Arc<dyn Sender> {
-    Arc::new(
-        TwilioSender::new(
-            TwilioAccount {
-                base_url: provider.base_url.clone(),
-                account_sid: ACCOUNT_SID.into(),
-                auth_token: AUTH_TOKEN.into(),
-                from: "+12105550000".into(),
-                status_callback: Some("https://portal.example/hooks/twilio/status".into()),
-            },
-            resource,
-        )
-        .unwrap(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 use carekey::config::{Argon2Config, Config};
 use carekey_domain::audit::Actor;
 use carekey_domain::clock::ManualClock;
-use carekey_domain::identifiers::{DateOfBirth, Email, Username};
+use carekey_domain::identifiers::{DateOfBirth, Email, PhoneE164, Username};
 use carekey_domain::ids::AccountId;
 use carekey_domain::model::NewPatient;
 use carekey_domain::secret::Password;
@@ -53,6 +53,11 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
+    // `RUST_LOG=warn cargo test …` shows the server's own account of a failure.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let database_url = match backend {
         Backend::Sqlite => fresh_sqlite_url(dir.path()),
@@ -104,6 +109,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
 
 pub const PASSWORD: &str = "tall lighthouse by the quiet bay";
 
+/// Every test patient's date of birth.
+pub const BIRTH_DATE: &str = "1970-01-31";
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
@@ -121,15 +129,28 @@ impl TestApp {
         given_name: &str,
         email: &str,
     ) -> AccountId {
+        self.patient_with(username, given_name, Some(email), None)
+            .await
+    }
+
+    /// A patient born on [`BIRTH_DATE`] with these contacts (entered by staff,
+    /// so verified) and a portal account.
+    pub async fn patient_with(
+        &self,
+        username: &str,
+        given_name: &str,
+        email: Option<&str>,
+        phone: Option<&str>,
+    ) -> AccountId {
         let patient = NewPatient {
             mrn: format!("MRN-{username}"),
             given_name: given_name.into(),
             family_name: "Tester".into(),
-            date_of_birth: DateOfBirth::parse("1970-01-31").unwrap(),
+            date_of_birth: DateOfBirth::parse(BIRTH_DATE).unwrap(),
             postal_code: None,
             preferred_language: None,
-            email: Some(Email::parse(email).unwrap()),
-            phone: None,
+            email: email.map(|e| Email::parse(e).unwrap()),
+            phone: phone.map(|p| PhoneE164::parse(p, "US").unwrap()),
         };
         let patient_id = self
             .services
@@ -165,6 +186,16 @@ impl TestApp {
         body["session_token"].as_str().unwrap().to_owned()
     }
 
+    /// `POST` a JSON body with a fresh client.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn current_session(&self, token: &str) -> reqwest::Response {
         reqwest::Client::new()
             .get(self.url("/api/v1/sessions/current"))
@@ -172,6 +203,16 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The newest queued or sent messages, newest first.
+    pub async fn messages(&self, limit: u32) -> Vec<carekey_domain::message::MessageRecord> {
+        self.services.recent_messages(None, limit).await.unwrap()
+    }
+
+    /// The time on the app's clock.
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        carekey_domain::clock::Clock::now(&*self.clock)
     }
 
     pub fn advance(&self, by: Duration) {

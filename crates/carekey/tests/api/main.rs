@@ -9,5 +9,6 @@ mod helpers;
 mod openapi;
 mod pages;
 mod passwords;
+mod recovery;
 mod signin;
 mod sinks;

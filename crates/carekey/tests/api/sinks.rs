@@ -8,6 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
+use carekey_delivery::twilio::{TwilioAccount, TwilioResource, TwilioSender};
+use carekey_delivery::{Sender, Senders};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -201,4 +203,123 @@ impl ProviderStandIn {
     pub fn requests(&self) -> Vec<ProviderRequest> {
         self.recorder.requests.lock().unwrap().clone()
     }
+}
+
+/// An SMTP sender into a sink.
+pub fn smtp(url: &str) -> Arc<dyn Sender> {
+    Arc::new(
+        carekey_delivery::smtp::SmtpSender::new(url, "Hill Clinic <noreply@hill-clinic.example>")
+            .unwrap(),
+    )
+}
+
+/// A Twilio sender (messages or calls) into the provider stand-in.
+pub fn twilio(provider: &ProviderStandIn, resource: TwilioResource) -> Arc<dyn Sender> {
+    Arc::new(
+        TwilioSender::new(
+            TwilioAccount {
+                base_url: provider.base_url.clone(),
+                account_sid: ACCOUNT_SID.into(),
+                auth_token: AUTH_TOKEN.into(),
+                from: "+12105550000".into(),
+                status_callback: Some("https://portal.example/hooks/twilio/status".into()),
+            },
+            resource,
+        )
+        .unwrap(),
+    )
+}
+
+/// One email as the sink received it: recipient, subject and plain text.
+#[derive(Debug, Clone)]
+pub struct ReceivedEmail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+/// Where a test's messages really go: an SMTP sink for email and the
+/// provider stand-in for text messages and calls.
+pub struct Mailroom {
+    pub smtp: SmtpSink,
+    pub provider: ProviderStandIn,
+}
+
+impl Mailroom {
+    /// `None` (with a message) where aiosmtpd is missing outside CI.
+    pub async fn open() -> Option<Self> {
+        Some(Self {
+            smtp: SmtpSink::start().await?,
+            provider: ProviderStandIn::start().await,
+        })
+    }
+
+    /// Runs the app's delivery worker once against the real peers.
+    pub async fn deliver(&self, app: &crate::helpers::TestApp) -> usize {
+        let senders = Senders {
+            email: smtp(&self.smtp.url()),
+            sms: twilio(&self.provider, TwilioResource::Messages),
+            voice: twilio(&self.provider, TwilioResource::Calls),
+        };
+        carekey::delivery::worker(&app.settings, &app.services, senders)
+            .run_once()
+            .await
+            .unwrap()
+    }
+
+    pub fn emails(&self) -> Vec<ReceivedEmail> {
+        use mailparse::MailHeaderMap;
+        self.smtp
+            .messages()
+            .iter()
+            .map(|raw| {
+                let mail = mailparse::parse_mail(raw).unwrap();
+                let text = match mail.subparts.first() {
+                    Some(part) => part.get_body().unwrap(),
+                    None => mail.get_body().unwrap(),
+                };
+                ReceivedEmail {
+                    to: mail.headers.get_first_value("To").unwrap_or_default(),
+                    subject: mail.headers.get_first_value("Subject").unwrap_or_default(),
+                    text,
+                }
+            })
+            .collect()
+    }
+
+    /// Emails to one address, oldest first.
+    pub fn emails_to(&self, to: &str) -> Vec<ReceivedEmail> {
+        self.emails().into_iter().filter(|e| e.to == to).collect()
+    }
+
+    /// Text messages (`Body`) and calls (`Twiml`) to one number, oldest first.
+    pub fn phone_messages_to(&self, to: &str) -> Vec<ProviderRequest> {
+        self.provider
+            .requests()
+            .into_iter()
+            .filter(|r| r.field("To") == Some(to))
+            .collect()
+    }
+}
+
+/// The first run of `digits` digits in a text (a code in a message).
+pub fn code_in(text: &str, digits: usize) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .windows(digits)
+        .enumerate()
+        .find(|(i, window)| {
+            window.iter().all(char::is_ascii_digit)
+                && (*i == 0 || !chars[i - 1].is_ascii_digit())
+                && chars.get(i + digits).is_none_or(|c| !c.is_ascii_digit())
+        })
+        .map(|(_, window)| window.iter().collect())
+}
+
+/// Every reset link in a text.
+pub fn links_in(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|word| word.contains("/reset?token="))
+        .map(str::to_owned)
+        .collect()
 }

@@ -65,3 +65,102 @@ pw-mismatch = Las dos contraseñas nuevas no son iguales. Escríbalas otra vez.
 pw-wrong-current = Su contraseña actual no es correcta. Inténtelo otra vez.
 pw-fix = Cambie su contraseña nueva para que cumpla con todo lo de abajo.
 pw-expired = Su clínica pide elegir una contraseña nueva cada cierto tiempo. Por favor, elija una ahora.
+
+recovery-accepted = Si los datos que nos dio coinciden con una cuenta, le estamos enviando un mensaje. Puede tardar unos minutos en llegar.
+
+signin-forgot = ¿Olvidó su contraseña o su nombre de usuario?
+signin-reset-done = Se cambió su contraseña. Inicie sesión con su contraseña nueva.
+link-forgot-password = ¿Olvidó su contraseña?
+link-forgot-username = ¿Olvidó su nombre de usuario?
+link-have-a-code = ¿La clínica le dio un código?
+other-ways = Otras maneras de entrar
+still-stuck = ¿Todavía no puede entrar?
+
+forgot-password-title = ¿Olvidó su contraseña?
+forgot-password-intro = Le enviaremos una manera de elegir una nueva. Solo toma un minuto.
+forgot-password-identifier = Su nombre de usuario, correo electrónico o número de celular
+forgot-password-identifier-hint = Use el que recuerde.
+forgot-password-channel = ¿Cómo le contactamos?
+forgot-username-title = ¿Olvidó su nombre de usuario?
+forgot-username-intro = Le enviaremos su nombre de usuario al correo o al teléfono que tiene la clínica.
+forgot-username-identifier = Su correo electrónico o número de celular
+forgot-username-identifier-hint = Use el que le dio a la clínica.
+forgot-username-channel = ¿Cómo se lo enviamos?
+forgot-fill-in = Escriba { $what }.
+forgot-submit = Enviar
+forgot-bad-birth-date = Escriba su fecha de nacimiento completa: mes, día y año con 4 números.
+forgot-missing = Por favor, complete los datos que se piden arriba.
+forgot-unreadable = No pudimos leer eso. Revise el correo o el número de teléfono e inténtelo otra vez.
+identifier-username = su nombre de usuario
+identifier-email = su correo electrónico
+identifier-phone = su número de celular
+identifier-date_of_birth = su fecha de nacimiento
+identifier-username-label = Nombre de usuario
+identifier-email-label = Correo electrónico
+identifier-phone-label = Número de celular
+word-and = y
+word-or = o
+channel-password-email = Envíenme un enlace por correo
+channel-password-sms = Envíenme un código por mensaje de texto
+channel-password-voice = Llámenme con un código
+channel-username-email = Envíenmelo por correo
+channel-username-sms = Envíenmelo por mensaje de texto
+channel-username-voice = Llámenme y deletréenlo
+birth-legend = Fecha de nacimiento
+birth-hint = Por ejemplo: 3 27 1958 (mes, día, año)
+birth-month = Mes
+birth-day = Día
+birth-year = Año
+too-many-title = Por favor, espere un momento
+too-many-body = Recibimos muchas solicitudes como esta, así que las pausamos por poco tiempo para proteger las cuentas. Inténtelo otra vez en 15 minutos o llame a la clínica.
+
+recover-title-email = Revise su correo
+recover-title-sms = Revise sus mensajes de texto
+recover-title-voice = Conteste su teléfono
+recover-sent-password-email = Si los datos que nos dio coinciden con una cuenta, le enviamos un correo con un enlace y un código.
+recover-sent-password-sms = Si los datos que nos dio coinciden con una cuenta, le enviamos un mensaje de texto con un código.
+recover-sent-password-voice = Si los datos que nos dio coinciden con una cuenta, estamos llamando al teléfono que tenemos. La llamada le dirá un código dos veces.
+recover-sent-username-email = Si los datos que nos dio coinciden con una cuenta, le enviamos un correo con su nombre de usuario.
+recover-sent-username-sms = Si los datos que nos dio coinciden con una cuenta, le enviamos un mensaje de texto con su nombre de usuario.
+recover-sent-username-voice = Si los datos que nos dio coinciden con una cuenta, estamos llamando al teléfono que tenemos para deletrearle su nombre de usuario.
+recover-wait-email = Puede tardar unos minutos en llegar. Puede abrir el enlace del correo o escribir el código aquí.
+recover-wait-sms = Suele llegar en menos de un minuto.
+recover-wait-voice = La llamada llega en menos de un minuto. Tenga a mano papel y lápiz.
+recover-code-minutes = El código funciona durante { $minutes } minutos.
+recover-code-label = Código
+recover-code-hint = Escriba los 6 números del mensaje.
+recover-code-submit = Continuar
+recover-wrong-code = Ese código no es correcto. Revíselo e inténtelo otra vez. Le { $left ->
+    [one] queda { $left } intento
+   *[other] quedan { $left } intentos
+}.
+recover-none-title = ¿No le llegó?
+recover-none-spam = Busque en la carpeta de correo no deseado (spam).
+recover-none-wait = Espere 5 minutos y luego
+recover-none-again = pídalo otra vez.
+recover-none-old-email = ¿El correo que tenemos es viejo?
+recover-none-by-phone = Reciba su nombre de usuario por mensaje de texto.
+recover-none-call = Llame a la clínica al { $phone }. Podemos revisar sus datos y ayudarle a entrar.
+code-expired-title = Este código ya venció
+code-expired-body = Los códigos funcionan por poco tiempo y una sola vez, para proteger su cuenta. Por favor, pida uno nuevo.
+start-again = Pedir un código nuevo
+
+choose-title = Elija su cuenta
+choose-body = Este correo o teléfono lo usa más de una cuenta. ¿Qué cuenta necesita una contraseña nueva?
+choose-account = Contraseña nueva para { $username }
+
+reset-title = Elija una contraseña nueva
+reset-for = Para la cuenta { $username }.
+reset-submit = Guardar mi contraseña nueva
+reset-after = Después de guardarla, inicie sesión con su contraseña nueva. Le avisaremos por correo o mensaje de texto que se cambió.
+link-expired-title = Este enlace ya venció
+link-expired-body = Los enlaces para cambiar la contraseña funcionan por poco tiempo y una sola vez, para proteger su cuenta. Puede recibir uno nuevo ahora.
+link-expired-renew = Envíenme un enlace nuevo por correo
+
+have-code-title = Escriba el código de la clínica
+have-code-intro = Si el personal de la clínica le dio un código, escríbalo aquí con su fecha de nacimiento. Luego podrá elegir una contraseña nueva.
+have-code-label = Código
+have-code-hint = Se parece a 7KQ4-M2XD-9PRT. No importa si usa minúsculas o guiones.
+have-code-submit = Continuar
+have-code-wrong = El código y la fecha de nacimiento no coinciden. Revise los dos e inténtelo otra vez. Un código funciona durante 24 horas y una sola vez.
+have-code-none = ¿No tiene código?

@@ -7,6 +7,7 @@
 
 mod account;
 mod dev;
+mod recovery;
 mod signin;
 
 use crate::csrf;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
     signin::router()
         .merge(dev::router())
         .merge(account::router())
+        .merge(recovery::router())
         .route("/static/app.css", get(stylesheet))
 }
 

@@ -43,6 +43,7 @@ struct SigninPage {
 struct SigninQuery {
     signed_out: Option<String>,
     ended: Option<String>,
+    reset: Option<String>,
 }
 
 async fn signin_page(
@@ -61,6 +62,8 @@ async fn signin_page(
         Some(tr.t("signin-signed-out"))
     } else if query.ended.is_some() {
         Some(tr.t("signin-session-ended"))
+    } else if query.reset.is_some() {
+        Some(tr.t("signin-reset-done"))
     } else {
         None
     };
