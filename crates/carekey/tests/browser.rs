@@ -8,6 +8,9 @@
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+#[path = "api/sinks.rs"]
+#[allow(dead_code)]
+mod sinks;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use helpers::{spawn_app, Backend, PASSWORD};
@@ -300,5 +303,158 @@ async fn the_new_password_rules_tick_as_the_patient_types() {
     assert!(text_of(&client, "[role=status]")
         .await
         .contains("Your password was changed"));
+    client.close().await.unwrap();
+}
+
+/// Waits until the page's path starts with `prefix`.
+async fn wait_for_path_prefix(client: &Client, prefix: &str) {
+    for _ in 0..100 {
+        if client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with(prefix)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never reached {prefix}…");
+}
+
+/// Types into a field by id, replacing what is there.
+async fn fill(client: &Client, id: &str, text: &str) {
+    let field = client.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits until the rule line for `codes` shows `class` (the live check answered).
+async fn wait_for_rule(client: &Client, codes: &str, class: &str) {
+    let css = format!("li[data-rules='{codes}']");
+    for _ in 0..50 {
+        let item = client.find(Locator::Css(&css)).await.unwrap();
+        if item.attr("class").await.unwrap().as_deref() == Some(class) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never became {class}");
+}
+
+/// On `/reset`: checks the account's own rules apply live, then saves a new
+/// password and signs in with it.
+async fn choose_new_password_and_sign_in(client: &Client, username: &str) {
+    let new = "orange tugboat whistles quietly";
+    assert!(text_of(client, "main").await.contains(username));
+    fill(
+        client,
+        "new_password",
+        &format!("{username} tugboat whistles"),
+    )
+    .await;
+    wait_for_rule(client, "personal_info", "unmet").await;
+    fill(client, "new_password", new).await;
+    wait_for_rule(client, "personal_info", "met").await;
+    fill(client, "new_password_confirm", new).await;
+    click(client, "form[action='/reset'] button[type=submit]").await;
+    wait_for_path(client, "/signin").await;
+    assert!(text_of(client, "[role=status]")
+        .await
+        .contains("Your password was changed"));
+    submit_sign_in(client, username, new).await;
+    wait_for_path(client, "/home").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_resets_by_the_emailed_link_through_the_pages() {
+    let Some((client, _driver)) = browser().await else {
+        return;
+    };
+    let Some(mailroom) = sinks::Mailroom::open().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.patient("alex.rivera", "Alex").await;
+
+    client.goto(&app.url("/signin")).await.unwrap();
+    click(&client, "a[href='/forgot-password']").await;
+    wait_for_path(&client, "/forgot-password").await;
+    fill(&client, "identifier", "Alex.Rivera").await;
+    click(
+        &client,
+        "form[action='/forgot-password'] button[type=submit]",
+    )
+    .await;
+    wait_for_path_prefix(&client, "/recover/").await;
+    assert_eq!(text_of(&client, "h1").await, "Check your email");
+    assert!(text_of(&client, "main").await.contains("spam"));
+
+    assert_eq!(mailroom.deliver(&app).await, 1);
+    let email = &mailroom.emails_to("alex.rivera@example.com")[0];
+    let link = sinks::links_in(&email.text).pop().unwrap();
+    client.goto(&link).await.unwrap();
+    wait_for_path(&client, "/reset").await;
+    let address = client.current_url().await.unwrap();
+    assert_eq!(
+        address.query(),
+        None,
+        "the token left the address bar: {address}"
+    );
+    choose_new_password_and_sign_in(&client, "alex.rivera").await;
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_resets_with_a_texted_code_through_the_pages() {
+    let Some((client, _driver)) = browser().await else {
+        return;
+    };
+    let Some(mailroom) = sinks::Mailroom::open().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.patient_with("maria.garcia", "María", None, Some("(210) 555-0142"))
+        .await;
+
+    client.goto(&app.url("/forgot-password")).await.unwrap();
+    fill(&client, "identifier", "210 555 0142").await;
+    click(&client, "#channel-sms").await;
+    click(
+        &client,
+        "form[action='/forgot-password'] button[type=submit]",
+    )
+    .await;
+    wait_for_path_prefix(&client, "/recover/").await;
+    assert_eq!(text_of(&client, "h1").await, "Check your text messages");
+
+    mailroom.deliver(&app).await;
+    let texts = mailroom.phone_messages_to("+12105550142");
+    let code = sinks::code_in(texts[0].field("Body").unwrap(), 6).unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    fill(&client, "code", wrong).await;
+    click(&client, "form[action^='/recover/'] button[type=submit]").await;
+    let alert = client
+        .wait()
+        .for_element(Locator::Css("[role=alert]"))
+        .await
+        .unwrap();
+    let said = alert.text().await.unwrap();
+    assert!(said.contains("4 more times"), "{said}");
+    fill(&client, "code", &code).await;
+    click(&client, "form[action^='/recover/'] button[type=submit]").await;
+    wait_for_path(&client, "/reset").await;
+    choose_new_password_and_sign_in(&client, "maria.garcia").await;
     client.close().await.unwrap();
 }

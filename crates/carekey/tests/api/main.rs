@@ -10,5 +10,6 @@ mod openapi;
 mod pages;
 mod passwords;
 mod recovery;
+mod recovery_pages;
 mod signin;
 mod sinks;

@@ -7,7 +7,7 @@ use crate::on_both_backends;
 on_both_backends!(signing_in_through_the_form_reaches_home_and_signing_out_leaves);
 
 /// The value of the `csrf` hidden field in a page.
-fn csrf_field(html: &str) -> String {
+pub fn csrf_field(html: &str) -> String {
     let marker = r#"name="csrf" value=""#;
     let start = html.find(marker).expect("page has a CSRF field") + marker.len();
     html[start..start + html[start..].find('"').unwrap()].to_owned()
