@@ -117,6 +117,10 @@ pub struct FlowParcel {
     pub code_hash: Option<TokenHash>,
     pub links: Vec<NewToken>,
     pub message: NewMessage,
+    /// Built for a request that matched nothing: storage runs the very same
+    /// statements with a guard that stores none of it, so unknown accounts
+    /// cost what known ones do.
+    pub decoy: bool,
 }
 
 /// A recovery request about to be stored. A flow without parcels is a decoy.

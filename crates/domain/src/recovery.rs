@@ -244,6 +244,35 @@ pub fn destinations(
     found
 }
 
+/// A stand-in destination for a request that matched nothing: built, coded
+/// and stored exactly like a real one (storage's guard keeps none of it), so
+/// an unknown account costs what a known one does.
+pub fn decoy_destination(identifiers: &RecoveryIdentifiers, purpose: Purpose) -> Destination {
+    let recipient: String = identifiers
+        .lookup_key(purpose)
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Destination {
+        recipient: format!("decoy:{recipient}"),
+        accounts: vec![RecoveryCandidate {
+            account_id: AccountId(uuid::Uuid::nil()),
+            patient_id: PatientId(uuid::Uuid::nil()),
+            username: identifiers
+                .username
+                .as_ref()
+                .map_or_else(|| "decoy".to_owned(), |u| u.as_str().to_owned()),
+            active: true,
+            given_name: String::new(),
+            date_of_birth: identifiers.date_of_birth,
+            language: None,
+            email: None,
+            phone: None,
+        }],
+    }
+}
+
 /// The stored hash of a delivered code: bound to its flow, so one hash says
 /// nothing about the same code in another flow.
 pub fn code_hash(flow: FlowId, code: &str) -> TokenHash {

@@ -21,9 +21,9 @@ use carekey_domain::ports::{
 };
 use carekey_domain::rate_limit::{client_key, RateLimit, RetryAfter};
 use carekey_domain::recovery::{
-    code_hash, crockford_code, destinations, lifetime, normalise_crockford, normalise_numeric_code,
-    numeric_code, request_fits, AttemptOutcome, Destination, Purpose, RecoveryIdentifiers,
-    CODE_DIGITS, RESET_AFTER_CODE_MINUTES, STAFF_CODE_LENGTH,
+    code_hash, crockford_code, decoy_destination, destinations, lifetime, normalise_crockford,
+    normalise_numeric_code, numeric_code, request_fits, AttemptOutcome, Destination, Purpose,
+    RecoveryIdentifiers, CODE_DIGITS, RESET_AFTER_CODE_MINUTES, STAFF_CODE_LENGTH,
 };
 use carekey_domain::secret::Password;
 use carekey_domain::token::{OpaqueToken, TokenHash, TokenPurpose};
@@ -178,14 +178,21 @@ impl Services {
             Some(anchor) => self.store.find_recovery_candidates(&anchor).await?,
             None => Vec::new(),
         };
-        let found = destinations(candidates, &identifiers, request.channel);
+        let mut found = destinations(candidates, &identifiers, request.channel);
+        let decoy = found.is_empty();
+        if decoy {
+            found.push(decoy_destination(&identifiers, request.purpose));
+        }
 
         let now = self.clock.now();
         let flow_id = FlowId::generate();
         let expires_at = now + lifetime(&policy.recovery, request.channel);
         let parcels = found
             .into_iter()
-            .map(|destination| self.parcel(request, flow_id, expires_at, now, destination))
+            .map(|destination| FlowParcel {
+                decoy,
+                ..self.parcel(request, flow_id, expires_at, now, destination)
+            })
             .collect();
         let flow = NewRecoveryFlow {
             id: flow_id,
@@ -308,6 +315,7 @@ impl Services {
             recipient,
             code_hash: code_hash_sent,
             links,
+            decoy: false,
         }
     }
 

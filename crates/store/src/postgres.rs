@@ -10,6 +10,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Writes outside a transaction go here; on PostgreSQL the same pool.
+    writer: PgPool,
 }
 
 impl PgStore {
@@ -25,7 +27,10 @@ impl PgStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -108,9 +108,21 @@ macro_rules! impl_recovery_store {
                 account: Option<AccountId>,
                 at: DateTime<Utc>,
             ) -> StoreResult<()> {
+                Self::insert_token_if(tx, token, account, at, true).await
+            }
+
+            /// Stores a token when `real`; otherwise runs the same statement and
+            /// stores nothing (a decoy's equal cost).
+            async fn insert_token_if(
+                tx: &mut Tx,
+                token: &NewToken,
+                account: Option<AccountId>,
+                at: DateTime<Utc>,
+                real: bool,
+            ) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO account_tokens (hash, purpose, account_id, patient_id, flow_id, \
-                     attempts_left, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     attempts_left, created_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $9",
                 )
                 .bind(token.hash.as_bytes())
                 .bind(token.purpose.as_str())
@@ -120,6 +132,7 @@ macro_rules! impl_recovery_store {
                 .bind(token.attempts.map(i64::from))
                 .bind(millis(at))
                 .bind(millis(token.expires_at))
+                .bind(real)
                 .execute(&mut **tx)
                 .await
                 .map_err(backend_error)?;
@@ -253,25 +266,27 @@ macro_rules! impl_recovery_store {
                 .map_err(backend_error)?;
                 let mut sent = 0u32;
                 for parcel in &flow.parcels {
+                    // A decoy runs every statement below; its guard stores nothing.
+                    let real = !parcel.decoy;
                     let destination = RateLimit {
                         key: format!("{}{}", flow.per_destination.key, parcel.recipient),
                         ..flow.per_destination.clone()
                     };
                     if Self::hit_in(&mut tx, &destination, at).await?.is_some() {
+                        let mut limited = audit.clone();
+                        limited.details["destination_limited"] = true.into();
+                        Self::append_in(&mut tx, &limited).await?;
                         continue;
                     }
                     for (account, patient) in &parcel.accounts {
                         // A newer request replaces the older ones of its purpose.
                         sqlx::query(
                             "UPDATE recovery_flow_accounts SET revoked_at = $2 \
-                             WHERE account_id = $1 AND revoked_at IS NULL AND flow_id IN \
-                             (SELECT id FROM recovery_flows WHERE purpose = $3 AND finished_at IS NULL \
-                              AND id <> $4)",
+                             WHERE account_id = $1 AND purpose = $3 AND revoked_at IS NULL",
                         )
                         .bind(account.0)
                         .bind(millis(at))
                         .bind(flow.purpose.as_str())
-                        .bind(flow.id.0)
                         .execute(&mut *tx)
                         .await
                         .map_err(backend_error)?;
@@ -287,29 +302,34 @@ macro_rules! impl_recovery_store {
                             .map_err(backend_error)?;
                         }
                         sqlx::query(
-                            "INSERT INTO recovery_flow_accounts (flow_id, account_id, recipient, code_hash) \
-                             VALUES ($1, $2, $3, $4)",
+                            "INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash) \
+                             SELECT $1, $2, $3, $4, $5 WHERE $6",
                         )
                         .bind(flow.id.0)
                         .bind(account.0)
+                        .bind(flow.purpose.as_str())
                         .bind(&parcel.recipient)
                         .bind(parcel.code_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+                        .bind(real)
                         .execute(&mut *tx)
                         .await
                         .map_err(backend_error)?;
-                        let mut event = audit.clone().account(*account).patient(*patient);
-                        event.details["recipient"] = parcel.recipient.clone().into();
+                        let event = if real {
+                            let mut event = audit.clone().account(*account).patient(*patient);
+                            event.details["recipient"] = parcel.recipient.clone().into();
+                            event
+                        } else {
+                            audit.clone()
+                        };
                         Self::append_in(&mut tx, &event).await?;
                     }
                     for link in &parcel.links {
-                        Self::insert_token_in(&mut tx, link, None, at).await?;
+                        Self::insert_token_if(&mut tx, link, None, at, real).await?;
                     }
-                    Self::insert_messages_in(&mut tx, std::slice::from_ref(&parcel.message), at).await?;
-                    sent += 1;
+                    Self::insert_message_if(&mut tx, &parcel.message, at, real).await?;
+                    sent += u32::from(real);
                 }
-                if sent == 0 {
-                    // Nothing matched (or every destination is at its limit): the
-                    // request is recorded all the same.
+                if flow.parcels.is_empty() {
                     Self::append_in(&mut tx, &audit).await?;
                 }
                 Self::commit(tx).await?;

@@ -206,25 +206,38 @@ macro_rules! impl_store {
             /// Queues messages inside `tx`, so they exist exactly when the change does.
             pub(crate) async fn insert_messages_in(tx: &mut Tx, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
                 for message in messages {
-                    let payload = serde_json::to_string(&message.data)
-                        .map_err(|e| StoreError::Backend(e.to_string()))?;
-                    sqlx::query(
-                        "INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
-                         status, attempts, next_attempt_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $8)",
-                    )
-                    .bind(message.id.0)
-                    .bind(message.kind.as_str())
-                    .bind(message.channel.as_str())
-                    .bind(&message.recipient)
-                    .bind(message.language.code())
-                    .bind(message.patient_id.map(|id| id.0))
-                    .bind(payload)
-                    .bind(millis(now))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(backend_error)?;
+                    Self::insert_message_if(tx, message, now, true).await?;
                 }
+                Ok(())
+            }
+
+            /// Queues one message when `real`; otherwise runs the same statement
+            /// and stores nothing (a decoy's equal cost).
+            pub(crate) async fn insert_message_if(
+                tx: &mut Tx,
+                message: &NewMessage,
+                now: chrono::DateTime<chrono::Utc>,
+                real: bool,
+            ) -> StoreResult<()> {
+                let payload = serde_json::to_string(&message.data)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
+                     status, attempts, next_attempt_at, created_at, updated_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $8 WHERE $9",
+                )
+                .bind(message.id.0)
+                .bind(message.kind.as_str())
+                .bind(message.channel.as_str())
+                .bind(&message.recipient)
+                .bind(message.language.code())
+                .bind(message.patient_id.map(|id| id.0))
+                .bind(payload)
+                .bind(millis(now))
+                .bind(real)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_error)?;
                 Ok(())
             }
         }
@@ -308,7 +321,7 @@ macro_rules! impl_store {
                 .bind(provider_id)
                 .bind(payload)
                 .bind(millis(now))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend_error)?;
                 Ok(done.rows_affected() == 1)
@@ -334,7 +347,7 @@ macro_rules! impl_store {
                 .bind(error.chars().take(1000).collect::<String>())
                 .bind(retry_at.map(millis))
                 .bind(millis(now))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend_error)?;
                 Ok(done.rows_affected() == 1)
@@ -357,7 +370,7 @@ macro_rules! impl_store {
                 .bind(status.as_str())
                 .bind(error)
                 .bind(millis(now))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend_error)?;
                 Ok(done.rows_affected() > 0)
@@ -394,7 +407,7 @@ macro_rules! impl_store {
                 )
                 .bind(id.0)
                 .bind(millis(now))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend_error)?;
                 Ok(done.rows_affected() == 1)
@@ -860,7 +873,7 @@ macro_rules! impl_store {
                 .bind(id_hash.as_bytes())
                 .bind(millis(now))
                 .bind(millis(expiry.idle_expires_at))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend_error)?;
                 Ok(())

@@ -1,5 +1,6 @@
-//! SQLite: one file, WAL mode, every write transaction `BEGIN IMMEDIATE` so
-//! concurrent writers queue on the busy timeout instead of failing mid-way.
+//! SQLite: one file in WAL mode. Readers share a pool; every write goes
+//! through one writer connection (`BEGIN IMMEDIATE` transactions), so writers
+//! queue in order in the process instead of sleeping on SQLite's busy handler.
 
 use crate::{backend_error, StoreOptions};
 use carekey_domain::ports::{StoreError, StoreResult};
@@ -12,6 +13,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The single connection that writes.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -30,18 +33,23 @@ impl SqliteStore {
                 })?;
             }
         }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await
+            .map_err(backend_error)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
-            .connect_with(connect)
+            .connect_with(connect.create_if_missing(false))
             .await
             .map_err(backend_error)?;
         if options.migrate {
             sqlx::migrate!("./migrations/sqlite")
-                .run(&pool)
+                .run(&writer)
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -49,7 +57,7 @@ impl SqliteStore {
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend_error)

@@ -23,19 +23,26 @@ CREATE TABLE recovery_flows (
     revoked_at     INTEGER,
     client_ip      TEXT
 );
-CREATE INDEX recovery_flows_by_lookup ON recovery_flows (lookup_key);
+-- Only open flows are looked up by key, so repeated requests cost the same as new ones.
+CREATE INDEX recovery_flows_open_by_lookup ON recovery_flows (lookup_key)
+    WHERE finished_at IS NULL AND revoked_at IS NULL;
 
 -- The accounts a flow covers. code_hash is SHA-256 of the flow id and the code
 -- sent to this account's destination (NULL for username reminders).
 CREATE TABLE recovery_flow_accounts (
     flow_id     BLOB    NOT NULL REFERENCES recovery_flows (id) ON DELETE CASCADE,
     account_id  BLOB    NOT NULL REFERENCES portal_accounts (id),
+    -- The flow's purpose, repeated so a newer request finds the older ones by account.
+    purpose     TEXT    NOT NULL,
     recipient   TEXT    NOT NULL,
     code_hash   BLOB,
     revoked_at  INTEGER,
     PRIMARY KEY (flow_id, account_id)
 );
 CREATE INDEX recovery_flow_accounts_by_account ON recovery_flow_accounts (account_id);
+-- A newer request revokes the live ones only: the index holds just those.
+CREATE INDEX recovery_flow_accounts_live ON recovery_flow_accounts (account_id, purpose)
+    WHERE revoked_at IS NULL;
 
 -- Single-use secrets bound to one account and purpose: reset tokens (from links or
 -- verified codes), staff-issued codes, activation codes, enrollment tokens.
@@ -53,3 +60,6 @@ CREATE TABLE account_tokens (
 );
 CREATE INDEX account_tokens_by_account ON account_tokens (account_id, purpose);
 CREATE INDEX account_tokens_by_patient ON account_tokens (patient_id, purpose);
+-- Revocations touch unused tokens only.
+CREATE INDEX account_tokens_open ON account_tokens (account_id, purpose)
+    WHERE used_at IS NULL AND revoked_at IS NULL;
