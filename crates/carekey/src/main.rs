@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Lift a patient account's lock and clear its failure count.
     Unlock {
         #[arg(long)]
@@ -63,6 +68,12 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; fail and name the first event edited, deleted or out of place.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -244,11 +255,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("added staff user {username} ({role})");
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let check = services
+                .verify_audit_chain()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read the audit trail: {e}"))?;
+            match check.first_bad_event {
+                None if check.ok => {
+                    println!("audit chain intact: {} events", check.events);
+                    Ok(())
+                }
+                bad => anyhow::bail!(
+                    "audit chain broken at event {} ({} events before it check out)",
+                    bad.map_or_else(|| "?".to_owned(), |seq| seq.to_string()),
+                    check.events
+                ),
+            }
+        }
         Command::Unlock { username } => {
             let username =
                 Username::parse(&username).map_err(|e| anyhow::anyhow!("username {e}"))?;
             services
-                .unlock_account(&username, Actor::System)
+                .unlock_account(
+                    &username,
+                    Actor::System,
+                    serde_json::json!({ "via": "command_line" }),
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot unlock {username}: {}", describe(e)))?;
             println!("unlocked {username}");

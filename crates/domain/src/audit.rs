@@ -60,6 +60,13 @@ pub enum AuditAction {
     StaffCodeIssued,
     StaffCodeRedeemed,
     StaffCodeRejected,
+    StaffSignInSucceeded,
+    StaffSignInFailed,
+    TotpEnrolmentStarted,
+    TotpConfirmed,
+    ResetLinkSent,
+    ContactsChanged,
+    StaffDisabled,
 }
 
 impl AuditAction {
@@ -83,6 +90,13 @@ impl AuditAction {
             AuditAction::StaffCodeIssued => "staff_code.issued",
             AuditAction::StaffCodeRedeemed => "staff_code.redeemed",
             AuditAction::StaffCodeRejected => "staff_code.rejected",
+            AuditAction::StaffSignInSucceeded => "staff.sign_in.succeeded",
+            AuditAction::StaffSignInFailed => "staff.sign_in.failed",
+            AuditAction::TotpEnrolmentStarted => "staff.totp.enrolment_started",
+            AuditAction::TotpConfirmed => "staff.totp.confirmed",
+            AuditAction::ResetLinkSent => "reset_link.sent",
+            AuditAction::ContactsChanged => "contacts.changed",
+            AuditAction::StaffDisabled => "staff.disabled",
         }
     }
 }

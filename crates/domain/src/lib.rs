@@ -19,4 +19,6 @@ pub mod rate_limit;
 pub mod recovery;
 pub mod secret;
 pub mod session;
+pub mod staff;
 pub mod token;
+pub mod totp;

@@ -275,6 +275,126 @@ pub trait RecoveryStore: Send + Sync {
     ) -> StoreResult<Result<Option<(AccountId, String)>, RetryAfter>>;
 }
 
+/// What a patient search looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatientQuery {
+    /// A medical record number, exactly.
+    Mrn(String),
+    DateOfBirth(crate::identifiers::DateOfBirth),
+    /// The start of a family or given name (case-insensitive).
+    Name(String),
+}
+
+/// The staff console: staff sign-in and second factor, staff accounts,
+/// patient records and the assisted actions, and reading the audit trail.
+#[async_trait]
+pub trait StaffConsoleStore: Send + Sync {
+    async fn find_staff_for_sign_in(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Option<crate::staff::StaffForSignIn>>;
+
+    /// Counts a failed staff sign-in under a row lock, applying the lockout policy.
+    async fn record_staff_sign_in_failure(
+        &self,
+        staff: crate::ids::StaffId,
+        policy: &LockoutPolicy,
+        audit: AuditEvent,
+    ) -> StoreResult<FailureOutcome>;
+
+    /// Clears the failures, remembers the TOTP step used (a code works once)
+    /// and stores the session; `false` when the user was disabled or locked
+    /// meanwhile, or the step was already used.
+    async fn complete_staff_sign_in(
+        &self,
+        session: &NewSession,
+        totp_step: Option<u64>,
+        audit: AuditEvent,
+    ) -> StoreResult<bool>;
+
+    async fn staff_member(
+        &self,
+        staff: crate::ids::StaffId,
+    ) -> StoreResult<Option<crate::staff::StaffMember>>;
+
+    /// Stores a new, unconfirmed TOTP secret.
+    async fn set_totp_secret(
+        &self,
+        staff: crate::ids::StaffId,
+        secret: &str,
+        audit: AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Marks the secret confirmed with the step of the code that proved it.
+    async fn confirm_totp(
+        &self,
+        staff: crate::ids::StaffId,
+        step: u64,
+        audit: AuditEvent,
+    ) -> StoreResult<()>;
+
+    async fn list_staff(&self) -> StoreResult<Vec<crate::staff::StaffMember>>;
+
+    /// Disables a staff user and ends their sessions; `false` for an unknown id.
+    async fn disable_staff(
+        &self,
+        staff: crate::ids::StaffId,
+        audit: AuditEvent,
+    ) -> StoreResult<bool>;
+
+    async fn search_patients(
+        &self,
+        query: &PatientQuery,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::staff::PatientSummary>>;
+
+    async fn patient_record(
+        &self,
+        patient: PatientId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<crate::staff::PatientRecord>>;
+
+    /// Stores a reset token and its message for an account, revoking the
+    /// account's older unused reset tokens, with the audit event.
+    async fn issue_reset_link(
+        &self,
+        token: &NewToken,
+        message: &NewMessage,
+        audit: AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Replaces a patient's email and/or phone (`Some(None)` removes it); the
+    /// new values are verified by staff. Notices (to the old contacts) are
+    /// queued with the change.
+    async fn update_contacts(
+        &self,
+        patient: PatientId,
+        email: Option<Option<String>>,
+        phone: Option<Option<String>>,
+        notices: &[NewMessage],
+        audit: AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Audit events, newest first, optionally about one patient and since a time.
+    async fn list_audit(
+        &self,
+        patient: Option<PatientId>,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::staff::StoredAuditEvent>>;
+
+    /// Up to `limit` events after `after_seq`, in order, for the chain check.
+    async fn audit_segment(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::staff::StoredAuditEvent>>;
+
+    /// The chain head: the last event's `seq` and hash.
+    async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>)>;
+}
+
 #[async_trait]
 pub trait PolicyStore: Send + Sync {
     /// The organisation's policy; the defaults when none was saved.
@@ -455,6 +575,7 @@ pub trait Store:
     + AuditStore
     + OutboxStore
     + RecoveryStore
+    + StaffConsoleStore
 {
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

@@ -118,13 +118,15 @@ impl Services {
         &self,
         username: &Username,
         actor: Actor,
+        details: serde_json::Value,
     ) -> ServiceResult<AccountId> {
         let event = AuditEvent::new(
             self.clock.now(),
             actor,
             AuditAction::AccountUnlocked,
             Outcome::Success,
-        );
+        )
+        .details(details);
         Ok(self.store.unlock_account(username, event).await?)
     }
 }

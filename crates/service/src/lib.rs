@@ -10,6 +10,7 @@ pub mod passwords;
 pub mod recovery;
 pub mod sessions;
 pub mod signin;
+pub mod staff;
 
 use carekey_domain::clock::Clock;
 use carekey_domain::ports::{Store, StoreError};
@@ -90,6 +91,12 @@ pub enum ServiceError {
     /// The recovery flow is expired, used up, revoked or unknown.
     #[error("the recovery flow has ended")]
     FlowExpired,
+    /// A staff session that must enrol a second factor before anything else.
+    #[error("TOTP enrolment required")]
+    TotpEnrollmentRequired,
+    /// The staff member's role does not reach this.
+    #[error("forbidden")]
+    Forbidden,
     /// The reset (or enrollment) token is expired, used, revoked or unknown.
     #[error("the token is invalid or expired")]
     TokenExpired,

@@ -9,6 +9,7 @@ mod postgres;
 mod recovery;
 mod shared;
 mod sqlite;
+mod staff;
 pub mod testing;
 
 pub use postgres::PgStore;

@@ -49,3 +49,4 @@ crate::shared::impl_store!(
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
 crate::recovery::impl_recovery_store!(PgStore, Postgres, for_update = " FOR UPDATE");
+crate::staff::impl_staff_store!(PgStore, Postgres, for_update = " FOR UPDATE");

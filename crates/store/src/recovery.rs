@@ -547,7 +547,12 @@ macro_rules! impl_recovery_store {
                 .await
                 .map_err(backend_error)?;
                 Self::insert_token_in(&mut tx, code, None, audit.at).await?;
-                Self::append_in(&mut tx, &audit.account(account)).await?;
+                let patient: Uuid = sqlx::query_scalar("SELECT patient_id FROM portal_accounts WHERE id = $1")
+                    .bind(account.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                Self::append_in(&mut tx, &audit.account(account).patient(PatientId(patient))).await?;
                 Self::commit(tx).await
             }
 

@@ -66,3 +66,4 @@ impl SqliteStore {
 
 crate::shared::impl_store!(SqliteStore, Sqlite, for_update = "", skip_locked = "");
 crate::recovery::impl_recovery_store!(SqliteStore, Sqlite, for_update = "");
+crate::staff::impl_staff_store!(SqliteStore, Sqlite, for_update = "");

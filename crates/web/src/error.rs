@@ -64,6 +64,8 @@ pub enum ApiError {
     InvalidCode(Option<u32>),
     FlowExpired,
     InvalidOrExpiredToken,
+    TotpEnrollmentRequired,
+    Forbidden,
     Internal(String),
 }
 
@@ -170,6 +172,19 @@ impl ApiError {
                 "This reset token has expired, been used, or been replaced; start a new request."
                     .into(),
             ),
+            ApiError::TotpEnrollmentRequired => (
+                StatusCode::FORBIDDEN,
+                "totp_enrollment_required",
+                "Second factor needed",
+                "Enrol an authenticator app first: POST /api/v1/staff/me/totp, then .../confirm."
+                    .into(),
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Not allowed",
+                "Your role does not reach this.".into(),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -225,6 +240,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidCode { attempts_left } => ApiError::InvalidCode(attempts_left),
             ServiceError::FlowExpired => ApiError::FlowExpired,
             ServiceError::TokenExpired => ApiError::InvalidOrExpiredToken,
+            ServiceError::TotpEnrollmentRequired => ApiError::TotpEnrollmentRequired,
+            ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::Internal(cause) => ApiError::Internal(cause),
         }
     }

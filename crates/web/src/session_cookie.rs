@@ -57,3 +57,37 @@ pub fn presented_patient_token(settings: &WebSettings, headers: &HeaderMap) -> O
         })
         .filter(|token| !token.expose().is_empty() && token.expose().len() <= 128)
 }
+
+/// The staff session cookie's name under these settings.
+pub fn staff_cookie_name(settings: &WebSettings) -> &'static str {
+    if settings.secure_cookies() {
+        "__Host-carekey_staff"
+    } else {
+        "carekey_staff"
+    }
+}
+
+/// The cookie that carries a new staff session.
+pub fn staff_session(settings: &WebSettings, token: &OpaqueToken) -> Cookie<'static> {
+    hardened(
+        settings,
+        staff_cookie_name(settings),
+        token.expose().to_owned(),
+    )
+}
+
+/// The staff session token a request presents: the Bearer header first, else the cookie.
+pub fn presented_staff_token(settings: &WebSettings, headers: &HeaderMap) -> Option<OpaqueToken> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(OpaqueToken::from_presented);
+    bearer
+        .or_else(|| {
+            CookieJar::from_headers(headers)
+                .get(staff_cookie_name(settings))
+                .map(|c| OpaqueToken::from_presented(c.value()))
+        })
+        .filter(|token| !token.expose().is_empty() && token.expose().len() <= 128)
+}

@@ -13,3 +13,4 @@ mod recovery;
 mod recovery_pages;
 mod signin;
 mod sinks;
+mod staff;

@@ -26,6 +26,8 @@ fn routes_in_api_md(text: &str) -> BTreeSet<(String, String)> {
             } else {
                 path.to_owned()
             };
+            // A query (`?query=Q`) is not part of the route.
+            let path = path.split('?').next().unwrap_or_default().to_owned();
             // Pages (`/reset?token=`) are HTML, not part of the OpenAPI document.
             if !(path.starts_with("/api/") || path.starts_with("/hooks/")) {
                 continue;

@@ -162,7 +162,11 @@ async fn locks_escalate_then_hold_until_a_staff_unlock(app: TestApp) {
     );
 
     app.services
-        .unlock_account(&Username::parse("alex").unwrap(), Actor::System)
+        .unlock_account(
+            &Username::parse("alex").unwrap(),
+            Actor::System,
+            serde_json::json!({}),
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -7,6 +7,7 @@ mod ops;
 pub mod passwords;
 mod recovery;
 mod sessions;
+mod staff;
 
 use crate::state::AppState;
 use utoipa::OpenApi;
@@ -24,7 +25,9 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "hooks", description = "Reports from message providers"),
         (name = "passwords", description = "Password feedback and changes"),
-        (name = "recovery", description = "Forgotten passwords and usernames")
+        (name = "recovery", description = "Forgotten passwords and usernames"),
+        (name = "staff", description = "The staff console: patient records, assisted recovery, audit"),
+        (name = "admin", description = "Policy and staff accounts (portal administrators)")
     )
 )]
 struct ApiDoc;
@@ -36,4 +39,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(hooks::router())
         .merge(passwords::router())
         .merge(recovery::router())
+        .merge(staff::router())
 }

@@ -1,0 +1,622 @@
+//! The staff console's use cases: staff sign-in with a second factor, the
+//! role and enrolment gate every staff request passes, patient search and
+//! records, the assisted actions (each with the identity check on its audit
+//! event), the audit trail and its chain check, and administration.
+
+use crate::notices::notices;
+use crate::signin::internal;
+use crate::{ClientInfo, ServiceError, ServiceResult, Services};
+use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
+use carekey_domain::identifiers::{DateOfBirth, Email, PhoneE164, Username};
+use carekey_domain::ids::{MessageId, PatientId, StaffId};
+use carekey_domain::message::{Channel, MessageData, MessageKind, NewMessage};
+use carekey_domain::model::{Language, SessionOwner};
+use carekey_domain::policy::Policy;
+use carekey_domain::ports::{NewSession, NewToken, NoticeContacts, PatientQuery};
+use carekey_domain::secret::Password;
+use carekey_domain::session::SessionExpiry;
+use carekey_domain::staff::{
+    chain_start, check_chain_segment, Area, ChainCheck, PatientRecord, PatientSummary, StaffMember,
+    StoredAuditEvent, Verification,
+};
+use carekey_domain::token::{OpaqueToken, TokenPurpose};
+use carekey_domain::totp;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tracing::instrument;
+
+/// A new staff session, handed over once.
+#[derive(Debug)]
+pub struct StaffSignedIn {
+    pub session_token: OpaqueToken,
+    pub expires_at: DateTime<Utc>,
+    pub staff: StaffMember,
+}
+
+/// A live staff session that passed the gate.
+#[derive(Debug, Clone)]
+pub struct StaffSession {
+    pub staff: StaffMember,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl StaffSession {
+    fn actor(&self) -> Actor {
+        Actor::Staff(self.staff.id)
+    }
+}
+
+/// The attestation as it goes on an audit event.
+fn attested(verification: &Verification, extra: serde_json::Value) -> serde_json::Value {
+    let mut details = json!({ "verification": verification });
+    if let (Some(details), Some(extra)) = (details.as_object_mut(), extra.as_object()) {
+        details.extend(extra.clone());
+    }
+    details
+}
+
+fn require_attestation(verification: &Verification) -> ServiceResult<()> {
+    match verification.problem() {
+        Some(why) => Err(ServiceError::invalid("verification", why)),
+        None => Ok(()),
+    }
+}
+
+impl Services {
+    /// `POST /api/v1/staff/sessions`: password, then the TOTP code for a user
+    /// who enrolled one. Every failure is the same `InvalidCredentials`.
+    #[instrument(skip_all)]
+    pub async fn staff_sign_in(
+        &self,
+        username: &str,
+        password: &Password,
+        code: Option<&str>,
+        client: &ClientInfo,
+    ) -> ServiceResult<StaffSignedIn> {
+        let policy = self.store.load_policy().await?;
+        let now = self.clock.now();
+        let failure = |reason: &str| {
+            AuditEvent::new(
+                now,
+                Actor::Anonymous,
+                AuditAction::StaffSignInFailed,
+                Outcome::Failure,
+            )
+            .ip(client.ip.clone())
+            .details(json!({ "reason": reason }))
+        };
+        let staff = match Username::parse(username) {
+            Ok(username) => self.store.find_staff_for_sign_in(&username).await?,
+            Err(_) => None,
+        };
+        let Some(staff) = staff else {
+            self.hasher.verify_dummy(password).await.map_err(internal)?;
+            self.store.append_audit(failure("unknown_login")).await?;
+            return Err(ServiceError::InvalidCredentials);
+        };
+        let password_ok = self
+            .hasher
+            .verify(password, &staff.password_hash)
+            .await
+            .map_err(internal)?;
+        let step = match (&staff.totp_secret, staff.totp_confirmed) {
+            (Some(secret), true) => {
+                let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
+                code.and_then(|code| {
+                    totp::accepted_step(secret, code, seconds, staff.totp_last_step)
+                })
+            }
+            _ => None,
+        };
+        let second_factor_ok = !staff.totp_confirmed || step.is_some();
+        if !password_ok || !second_factor_ok {
+            let reason = if password_ok {
+                "wrong_totp"
+            } else {
+                "wrong_password"
+            };
+            self.store
+                .record_staff_sign_in_failure(staff.id, &policy.lockout, failure(reason))
+                .await?;
+            return Err(ServiceError::InvalidCredentials);
+        }
+        if staff.disabled || staff.lock.is_locked(now) {
+            self.store
+                .append_audit(failure("disabled_or_locked"))
+                .await?;
+            return Err(ServiceError::InvalidCredentials);
+        }
+        let session_token = OpaqueToken::generate();
+        let expiry = SessionExpiry::starting(&policy.session, now);
+        let session = NewSession {
+            id_hash: session_token.hash(),
+            owner: SessionOwner::Staff(staff.id),
+            created_at: now,
+            expiry,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        };
+        let success = AuditEvent::new(
+            now,
+            Actor::Staff(staff.id),
+            AuditAction::StaffSignInSucceeded,
+            Outcome::Success,
+        )
+        .ip(client.ip.clone())
+        .details(json!({ "second_factor": staff.totp_confirmed }));
+        if !self
+            .store
+            .complete_staff_sign_in(&session, step, success)
+            .await?
+        {
+            self.store
+                .append_audit(failure("refused_at_commit"))
+                .await?;
+            return Err(ServiceError::InvalidCredentials);
+        }
+        let member = self
+            .store
+            .staff_member(staff.id)
+            .await?
+            .ok_or(ServiceError::InvalidCredentials)?;
+        Ok(StaffSignedIn {
+            session_token,
+            expires_at: expiry.expires_at(),
+            staff: member,
+        })
+    }
+
+    /// The staff member a session token belongs to, without the gates.
+    async fn staff_session_ungated(&self, token: &OpaqueToken) -> ServiceResult<StaffSession> {
+        let id_hash = token.hash();
+        let record = self
+            .store
+            .find_session(&id_hash)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let now = self.clock.now();
+        let SessionOwner::Staff(staff_id) = record.owner else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        if record.revoked || !record.expiry.is_live(now) {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let staff = self
+            .store
+            .staff_member(staff_id)
+            .await?
+            .filter(|s| !s.disabled)
+            .ok_or(ServiceError::Unauthenticated)?;
+        let policy = self.store.load_policy().await?;
+        let expiry = record.expiry.touched(&policy.session, now);
+        self.store.touch_session(&id_hash, &expiry, now).await?;
+        Ok(StaffSession {
+            staff,
+            expires_at: expiry.expires_at(),
+        })
+    }
+
+    /// The gate of every staff route but enrolment: a live session, a second
+    /// factor enrolled when the policy requires one, and a role that reaches `area`.
+    pub async fn staff_session(
+        &self,
+        token: &OpaqueToken,
+        area: Area,
+    ) -> ServiceResult<StaffSession> {
+        let session = self.staff_session_ungated(token).await?;
+        let policy = self.store.load_policy().await?;
+        if policy.staff.require_totp && !session.staff.totp_enrolled {
+            return Err(ServiceError::TotpEnrollmentRequired);
+        }
+        if !session.staff.role.may(area) {
+            return Err(ServiceError::Forbidden);
+        }
+        Ok(session)
+    }
+
+    /// `POST /api/v1/staff/me/totp`: a new secret to scan, until confirmed.
+    pub async fn start_totp_enrolment(
+        &self,
+        token: &OpaqueToken,
+    ) -> ServiceResult<(String, String)> {
+        let session = self.staff_session_ungated(token).await?;
+        if session.staff.totp_enrolled {
+            return Err(ServiceError::Conflict("totp"));
+        }
+        let secret = totp::new_secret();
+        let uri = totp::otpauth_uri(&secret, &session.staff.username)
+            .ok_or_else(|| internal("TOTP secret could not be encoded"))?;
+        let event = AuditEvent::new(
+            self.clock.now(),
+            session.actor(),
+            AuditAction::TotpEnrolmentStarted,
+            Outcome::Success,
+        );
+        self.store
+            .set_totp_secret(session.staff.id, &secret, event)
+            .await?;
+        Ok((secret, uri))
+    }
+
+    /// `POST /api/v1/staff/me/totp/confirm`: the first code proves the app holds the secret.
+    pub async fn confirm_totp(&self, token: &OpaqueToken, code: &str) -> ServiceResult<()> {
+        let session = self.staff_session_ungated(token).await?;
+        let username = Username::parse(&session.staff.username).map_err(internal)?;
+        let staff = self
+            .store
+            .find_staff_for_sign_in(&username)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let now = self.clock.now();
+        let step = staff.totp_secret.as_deref().and_then(|secret| {
+            totp::accepted_step(
+                secret,
+                code,
+                u64::try_from(now.timestamp()).unwrap_or(0),
+                None,
+            )
+        });
+        let Some(step) = step.filter(|_| !staff.totp_confirmed) else {
+            return Err(ServiceError::InvalidCode {
+                attempts_left: None,
+            });
+        };
+        let event = AuditEvent::new(
+            now,
+            session.actor(),
+            AuditAction::TotpConfirmed,
+            Outcome::Success,
+        );
+        self.store.confirm_totp(staff.id, step, event).await?;
+        Ok(())
+    }
+
+    /// Patients by MRN (exact), date of birth (`YYYY-MM-DD`) or name (prefix).
+    pub async fn search_patients(&self, query: &str) -> ServiceResult<Vec<PatientSummary>> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        if let Ok(born) = DateOfBirth::parse(query) {
+            return Ok(self
+                .store
+                .search_patients(&PatientQuery::DateOfBirth(born), now, 50)
+                .await?);
+        }
+        let by_mrn = self
+            .store
+            .search_patients(&PatientQuery::Mrn(query.to_owned()), now, 50)
+            .await?;
+        if !by_mrn.is_empty() {
+            return Ok(by_mrn);
+        }
+        Ok(self
+            .store
+            .search_patients(&PatientQuery::Name(query.to_owned()), now, 50)
+            .await?)
+    }
+
+    pub async fn patient_record(&self, patient: PatientId) -> ServiceResult<PatientRecord> {
+        self.store
+            .patient_record(patient, self.clock.now())
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// The record's account username, or `NotFound` when the patient has no account.
+    async fn account_username(&self, record: &PatientRecord) -> ServiceResult<Username> {
+        let username = record
+            .portal
+            .username
+            .as_deref()
+            .ok_or(ServiceError::NotFound)?;
+        Username::parse(username).map_err(internal)
+    }
+
+    /// `POST …/portal/reset-link`: a reset link to the verified email, or by text message.
+    pub async fn staff_reset_link(
+        &self,
+        session: &StaffSession,
+        patient: PatientId,
+        channel: Channel,
+        verification: &Verification,
+        client: &ClientInfo,
+    ) -> ServiceResult<MessageId> {
+        require_attestation(verification)?;
+        let record = self.patient_record(patient).await?;
+        let account = record.portal.account_id.ok_or(ServiceError::NotFound)?;
+        let contact = match channel {
+            Channel::Email => record.portal.email.as_ref(),
+            Channel::Sms => record.portal.phone.as_ref(),
+            Channel::Voice => return Err(ServiceError::invalid("channel", "choose email or sms")),
+        };
+        let Some(contact) = contact.filter(|c| c.verified) else {
+            return Err(ServiceError::invalid(
+                "channel",
+                "the patient has no verified contact for this channel: correct it first",
+            ));
+        };
+        let policy = self.store.load_policy().await?;
+        let now = self.clock.now();
+        let lifetime = carekey_domain::recovery::lifetime(&policy.recovery, Channel::Email);
+        let token = OpaqueToken::generate();
+        let message = NewMessage {
+            id: MessageId::generate(),
+            kind: MessageKind::PasswordReset,
+            channel,
+            recipient: contact.value.clone(),
+            language: record
+                .preferred_language
+                .as_deref()
+                .and_then(Language::from_tag)
+                .unwrap_or_default(),
+            patient_id: Some(patient),
+            data: MessageData {
+                given_name: Some(record.given_name.clone()),
+                link: Some(
+                    self.settings
+                        .link(&format!("/reset?token={}", token.expose())),
+                ),
+                valid_minutes: u32::try_from(lifetime.num_minutes()).ok(),
+                ..MessageData::default()
+            },
+        };
+        let stored = NewToken {
+            hash: token.hash(),
+            purpose: TokenPurpose::Reset,
+            account: Some(account),
+            patient: Some(patient),
+            flow: None,
+            attempts: None,
+            expires_at: now + lifetime,
+        };
+        let event = AuditEvent::new(
+            now,
+            session.actor(),
+            AuditAction::ResetLinkSent,
+            Outcome::Success,
+        )
+        .account(account)
+        .patient(patient)
+        .ip(client.ip.clone())
+        .details(attested(
+            verification,
+            json!({ "channel": channel.as_str(), "message_id": message.id }),
+        ));
+        self.store
+            .issue_reset_link(&stored, &message, event)
+            .await?;
+        Ok(message.id)
+    }
+
+    /// `POST …/portal/reset-code`: a one-time code to read out or print.
+    pub async fn staff_reset_code(
+        &self,
+        session: &StaffSession,
+        patient: PatientId,
+        verification: &Verification,
+    ) -> ServiceResult<(String, DateTime<Utc>)> {
+        require_attestation(verification)?;
+        let record = self.patient_record(patient).await?;
+        let account = record.portal.account_id.ok_or(ServiceError::NotFound)?;
+        self.issue_staff_code(
+            account,
+            session.actor(),
+            attested(verification, json!({ "patient_id": patient })),
+        )
+        .await
+    }
+
+    /// `POST …/portal/unlock`.
+    pub async fn staff_unlock(
+        &self,
+        session: &StaffSession,
+        patient: PatientId,
+        verification: &Verification,
+    ) -> ServiceResult<()> {
+        require_attestation(verification)?;
+        let record = self.patient_record(patient).await?;
+        let username = self.account_username(&record).await?;
+        self.unlock_account(
+            &username,
+            session.actor(),
+            attested(verification, json!({})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST …/portal/disable`: with a reason; no attestation needed.
+    pub async fn staff_disable(
+        &self,
+        session: &StaffSession,
+        patient: PatientId,
+        reason: &str,
+    ) -> ServiceResult<()> {
+        let record = self.patient_record(patient).await?;
+        let username = self.account_username(&record).await?;
+        self.disable_account(&username, reason, session.actor())
+            .await?;
+        Ok(())
+    }
+
+    /// `PATCH …/contacts`: staff correct an email or phone (verified by staff);
+    /// the old contact is told.
+    pub async fn staff_update_contacts(
+        &self,
+        session: &StaffSession,
+        patient: PatientId,
+        email: Option<&str>,
+        phone: Option<&str>,
+        verification: &Verification,
+        client: &ClientInfo,
+    ) -> ServiceResult<PatientRecord> {
+        require_attestation(verification)?;
+        let email = email
+            .map(|e| Email::parse(e).map_err(|e| ServiceError::invalid("email", e.to_string())))
+            .transpose()?;
+        let phone = phone
+            .map(|p| {
+                PhoneE164::parse(p, &self.settings.default_region)
+                    .map_err(|e| ServiceError::invalid("phone", e.to_string()))
+            })
+            .transpose()?;
+        if email.is_none() && phone.is_none() {
+            return Err(ServiceError::invalid(
+                "email",
+                "give an email or a phone to change",
+            ));
+        }
+        let record = self.patient_record(patient).await?;
+        let mut old = Vec::new();
+        if let (Some(new), Some(current)) = (&email, &record.portal.email) {
+            if current.verified && current.value != new.as_str() {
+                old.push(("email".to_owned(), current.value.clone()));
+            }
+        }
+        if let (Some(new), Some(current)) = (&phone, &record.portal.phone) {
+            if current.verified && current.value != new.as_str() {
+                old.push(("phone".to_owned(), current.value.clone()));
+            }
+        }
+        let told = NoticeContacts {
+            patient_id: patient,
+            given_name: record.given_name.clone(),
+            language: record
+                .preferred_language
+                .as_deref()
+                .and_then(Language::from_tag)
+                .unwrap_or_default(),
+            verified: old,
+        };
+        let event = AuditEvent::new(
+            self.clock.now(),
+            session.actor(),
+            AuditAction::ContactsChanged,
+            Outcome::Success,
+        )
+        .patient(patient)
+        .ip(client.ip.clone())
+        .details(attested(
+            verification,
+            json!({ "email_changed": email.is_some(), "phone_changed": phone.is_some() }),
+        ));
+        let event = match record.portal.account_id {
+            Some(account) => event.account(account),
+            None => event,
+        };
+        self.store
+            .update_contacts(
+                patient,
+                email.map(|e| Some(e.as_str().to_owned())),
+                phone.map(|p| Some(p.as_str().to_owned())),
+                &notices(&told, MessageKind::ContactChanged, &MessageData::default()),
+                event,
+            )
+            .await?;
+        self.patient_record(patient).await
+    }
+
+    /// Audit events, newest first (at most 500).
+    pub async fn audit_events(
+        &self,
+        patient: Option<PatientId>,
+        since: Option<DateTime<Utc>>,
+    ) -> ServiceResult<Vec<StoredAuditEvent>> {
+        Ok(self.store.list_audit(patient, since, 500).await?)
+    }
+
+    /// Walks the whole audit chain: every event's hash and link, and the head.
+    pub async fn verify_audit_chain(&self) -> ServiceResult<ChainCheck> {
+        let mut previous = chain_start();
+        let mut checked = 0u64;
+        loop {
+            let segment = self.store.audit_segment(previous.0, 1000).await?;
+            if segment.is_empty() {
+                break;
+            }
+            let (bad, last) = check_chain_segment(&segment, previous.clone());
+            if let Some(seq) = bad {
+                checked += u64::try_from(seq - previous.0 - 1).unwrap_or(0);
+                return Ok(ChainCheck {
+                    ok: false,
+                    events: checked,
+                    first_bad_event: Some(seq),
+                });
+            }
+            checked += segment.len() as u64;
+            previous = last;
+        }
+        let head = self.store.audit_head().await?;
+        let head_ok = head.0 == previous.0 && (head.0 == 0 || head.1 == previous.1);
+        Ok(ChainCheck {
+            ok: head_ok,
+            events: checked,
+            first_bad_event: (!head_ok).then_some(previous.0 + 1),
+        })
+    }
+
+    /// `PUT /api/v1/admin/policy`: any part of the policy, merged into the
+    /// current one; a value that cannot work is refused with its field.
+    pub async fn update_policy(
+        &self,
+        session: &StaffSession,
+        change: &serde_json::Value,
+    ) -> ServiceResult<Policy> {
+        let current = self.store.load_policy().await?;
+        let mut merged = serde_json::to_value(&current).map_err(internal)?;
+        merge(&mut merged, change);
+        let policy: Policy = serde_json::from_value(merged)
+            .map_err(|e| ServiceError::invalid("policy", e.to_string()))?;
+        let problems = policy.problems();
+        if !problems.is_empty() {
+            return Err(ServiceError::InvalidRequest(
+                problems
+                    .into_iter()
+                    .map(|p| (p.field.to_owned(), p.reason.to_owned()))
+                    .collect(),
+            ));
+        }
+        let event = AuditEvent::new(
+            self.clock.now(),
+            session.actor(),
+            AuditAction::PolicyChanged,
+            Outcome::Success,
+        )
+        .details(json!({ "change": change }));
+        self.store.save_policy(&policy, event).await?;
+        Ok(policy)
+    }
+
+    /// `POST /api/v1/admin/staff/{id}/disable`.
+    pub async fn disable_staff(&self, session: &StaffSession, staff: StaffId) -> ServiceResult<()> {
+        let event = AuditEvent::new(
+            self.clock.now(),
+            session.actor(),
+            AuditAction::StaffDisabled,
+            Outcome::Success,
+        )
+        .details(json!({ "staff_id": staff }));
+        if self.store.disable_staff(staff, event).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+}
+
+/// Merges `change` into `target`: objects key by key, anything else replaced.
+fn merge(target: &mut serde_json::Value, change: &serde_json::Value) {
+    match (target, change) {
+        (serde_json::Value::Object(target), serde_json::Value::Object(change)) => {
+            for (key, value) in change {
+                merge(
+                    target.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
+        (target, change) => *target = change.clone(),
+    }
+}
