@@ -12,7 +12,9 @@ use url::Url;
 
 /// Sections whose keys read `CAREKEY_<SECTION>_<KEY>`; every other variable
 /// names a top-level key (`CAREKEY_DATABASE_URL` → `database_url`).
-const SECTIONS: [&str; 6] = ["clinic", "argon2", "email", "sms", "voice", "delivery"];
+const SECTIONS: [&str; 7] = [
+    "clinic", "argon2", "email", "sms", "voice", "delivery", "fhir",
+];
 
 /// The configuration as written, before checking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +44,15 @@ pub struct Config {
     pub sms: ProviderConfig,
     pub voice: ProviderConfig,
     pub delivery: DeliveryConfig,
+    pub fhir: FhirConfig,
+}
+
+/// FHIR import.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FhirConfig {
+    /// The identifier system of your MRNs, for EHRs that do not type them `MR`.
+    pub mrn_system: Option<String>,
 }
 
 /// Outgoing email. Without a URL, messages are written as files (development).
@@ -152,6 +163,7 @@ impl Default for Config {
             sms: ProviderConfig::default(),
             voice: ProviderConfig::default(),
             delivery: DeliveryConfig::default(),
+            fhir: FhirConfig::default(),
         }
     }
 }
@@ -198,6 +210,7 @@ pub struct Settings {
     pub email: EmailConfig,
     pub sms: ProviderConfig,
     pub voice: ProviderConfig,
+    pub fhir: FhirConfig,
     pub delivery: DeliveryConfig,
     /// Settings that work but deserve a second look.
     pub warnings: Vec<String>,
@@ -364,6 +377,7 @@ impl Config {
                 sms: self.sms.clone(),
                 voice: self.voice.clone(),
                 delivery: self.delivery.clone(),
+                fhir: self.fhir.clone(),
                 warnings,
             }),
             _ => Err(problems),

@@ -32,10 +32,10 @@ pub async fn services(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         store,
         clock,
         hasher,
-        settings: Arc::new(ServiceSettings::new(
-            settings.public_url.as_str(),
-            &settings.default_region,
-        )),
+        settings: Arc::new(ServiceSettings {
+            fhir_mrn_system: settings.fhir.mrn_system.clone(),
+            ..ServiceSettings::new(settings.public_url.as_str(), &settings.default_region)
+        }),
     })
 }
 

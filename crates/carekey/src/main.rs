@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// Patient records.
+    Patient {
+        #[command(subcommand)]
+        command: PatientCommand,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -68,6 +73,12 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum PatientCommand {
+    /// Import FHIR R4 patients (a Patient or a Bundle, JSON) from a file.
+    Import { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -253,6 +264,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot add {username}: {}", describe(e)))?;
             println!("added staff user {username} ({role})");
+            Ok(())
+        }
+        Command::Patient {
+            command: PatientCommand::Import { file },
+        } => {
+            let text = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let document: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", file.display()))?;
+            let report = services
+                .import_patients(&document, Actor::System)
+                .await
+                .map_err(|e| anyhow::anyhow!("import failed: {}", describe(e)))?;
+            println!(
+                "imported {}: {} created, {} updated, {} skipped",
+                file.display(),
+                report.created,
+                report.updated,
+                report.skipped.len()
+            );
+            for skipped in &report.skipped {
+                println!("  entry {}: {}", skipped.index, skipped.reason);
+            }
             Ok(())
         }
         Command::Audit {

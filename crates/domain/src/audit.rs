@@ -67,6 +67,7 @@ pub enum AuditAction {
     ResetLinkSent,
     ContactsChanged,
     StaffDisabled,
+    PatientsImported,
 }
 
 impl AuditAction {
@@ -97,6 +98,7 @@ impl AuditAction {
             AuditAction::ResetLinkSent => "reset_link.sent",
             AuditAction::ContactsChanged => "contacts.changed",
             AuditAction::StaffDisabled => "staff.disabled",
+            AuditAction::PatientsImported => "patients.imported",
         }
     }
 }

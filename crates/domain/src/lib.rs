@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod fhir;
 pub mod identifiers;
 pub mod ids;
 pub mod lockout;

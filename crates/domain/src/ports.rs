@@ -410,6 +410,14 @@ pub trait PatientStore: Send + Sync {
         audit: AuditEvent,
     ) -> StoreResult<PatientId>;
     async fn find_patient_by_mrn(&self, mrn: &str) -> StoreResult<Option<PatientId>>;
+
+    /// Creates or updates (by MRN) every patient in one transaction, contacts
+    /// verified by the EHR; returns how many were created and updated.
+    async fn import_patients(
+        &self,
+        patients: &[NewPatient],
+        audit: AuditEvent,
+    ) -> StoreResult<(u32, u32)>;
 }
 
 #[async_trait]

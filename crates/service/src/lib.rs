@@ -35,6 +35,8 @@ pub struct ServiceSettings {
     pub public_url: String,
     /// Region for phone numbers typed without a country code (ISO 3166).
     pub default_region: String,
+    /// The identifier system of MRNs in FHIR imports, besides those typed `MR`.
+    pub fhir_mrn_system: Option<String>,
 }
 
 impl ServiceSettings {
@@ -42,6 +44,7 @@ impl ServiceSettings {
         Self {
             public_url: public_url.trim_end_matches('/').to_owned(),
             default_region: default_region.to_owned(),
+            fhir_mrn_system: None,
         }
     }
 

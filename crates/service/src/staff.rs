@@ -606,6 +606,46 @@ impl Services {
     }
 }
 
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub created: u32,
+    pub updated: u32,
+    pub skipped: Vec<carekey_domain::fhir::Skipped>,
+}
+
+impl Services {
+    /// Imports FHIR R4 patients (`Patient` or `Bundle`): the good entries in
+    /// one transaction, the bad ones reported with index and reason.
+    pub async fn import_patients(
+        &self,
+        document: &serde_json::Value,
+        actor: Actor,
+    ) -> ServiceResult<ImportReport> {
+        let carekey_domain::fhir::FhirPatients { patients, skipped } =
+            carekey_domain::fhir::read_patients(
+                document,
+                self.settings.fhir_mrn_system.as_deref(),
+                &self.settings.default_region,
+            )
+            .map_err(|e| ServiceError::invalid("resourceType", e.to_string()))?;
+        let patients: Vec<_> = patients.into_iter().map(|(_, patient)| patient).collect();
+        let event = AuditEvent::new(
+            self.clock.now(),
+            actor,
+            AuditAction::PatientsImported,
+            Outcome::Success,
+        )
+        .details(json!({ "skipped": skipped.len() }));
+        let (created, updated) = self.store.import_patients(&patients, event).await?;
+        Ok(ImportReport {
+            created,
+            updated,
+            skipped,
+        })
+    }
+}
+
 /// Merges `change` into `target`: objects key by key, anything else replaced.
 fn merge(target: &mut serde_json::Value, change: &serde_json::Value) {
     match (target, change) {

@@ -507,6 +507,85 @@ macro_rules! impl_store {
                 Ok(id)
             }
 
+            async fn import_patients(&self, patients: &[NewPatient], audit: AuditEvent) -> StoreResult<(u32, u32)> {
+                let now = millis(audit.at);
+                let (mut created, mut updated) = (0u32, 0u32);
+                let mut tx = self.begin_write().await?;
+                for patient in patients {
+                    let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patients WHERE mrn = $1")
+                        .bind(&patient.mrn)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend_error)?;
+                    let id = match existing {
+                        Some(id) => {
+                            sqlx::query(
+                                "UPDATE patients SET given_name = $2, family_name = $3, date_of_birth = $4, \
+                                 postal_code = $5, preferred_language = $6, updated_at = $7 WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(&patient.given_name)
+                            .bind(&patient.family_name)
+                            .bind(patient.date_of_birth.to_string())
+                            .bind(&patient.postal_code)
+                            .bind(&patient.preferred_language)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend_error)?;
+                            updated += 1;
+                            id
+                        }
+                        None => {
+                            let id = PatientId::generate().0;
+                            sqlx::query(
+                                "INSERT INTO patients (id, mrn, given_name, family_name, date_of_birth, postal_code, \
+                                 preferred_language, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                            )
+                            .bind(id)
+                            .bind(&patient.mrn)
+                            .bind(&patient.given_name)
+                            .bind(&patient.family_name)
+                            .bind(patient.date_of_birth.to_string())
+                            .bind(&patient.postal_code)
+                            .bind(&patient.preferred_language)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend_error)?;
+                            created += 1;
+                            id
+                        }
+                    };
+                    let contacts = [
+                        ("email", patient.email.as_ref().map(|e| e.as_str().to_owned())),
+                        ("phone", patient.phone.as_ref().map(|p| p.as_str().to_owned())),
+                    ];
+                    for (kind, value) in contacts {
+                        let Some(value) = value else { continue };
+                        sqlx::query(
+                            "INSERT INTO contacts (patient_id, kind, value, verified_by, verified_at, updated_at) \
+                             VALUES ($1, $2, $3, 'staff', $4, $4) ON CONFLICT (patient_id, kind) DO UPDATE SET \
+                             value = excluded.value, verified_by = 'staff', verified_at = excluded.verified_at, \
+                             updated_at = excluded.updated_at",
+                        )
+                        .bind(id)
+                        .bind(kind)
+                        .bind(value)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_error)?;
+                    }
+                }
+                let mut event = audit;
+                event.details["created"] = created.into();
+                event.details["updated"] = updated.into();
+                Self::append_in(&mut tx, &event).await?;
+                Self::commit(tx).await?;
+                Ok((created, updated))
+            }
+
             async fn find_patient_by_mrn(&self, mrn: &str) -> StoreResult<Option<PatientId>> {
                 let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patients WHERE mrn = $1")
                     .bind(mrn)

@@ -20,6 +20,7 @@ on_both_backends!(
     patients_are_found_by_name_mrn_or_birth_date,
     an_edited_audit_row_is_named_by_audit_verify,
     administrators_edit_the_policy_and_staff,
+    a_fhir_bundle_imports_its_good_entries_and_reports_the_bad,
 );
 
 const STAFF_PASSWORD: &str = "front desk long passphrase here";
@@ -747,5 +748,87 @@ async fn two_instances_writing_at_once_keep_one_audit_chain() {
             .await
             .unwrap(),
         40
+    );
+}
+
+async fn a_fhir_bundle_imports_its_good_entries_and_reports_the_bad(app: TestApp) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/fhir/sample-patients.json");
+    let Ok(bundle) = std::fs::read(&path) else {
+        assert!(
+            !carekey_store::testing::in_ci(),
+            "CI=true but {} is missing",
+            path.display()
+        );
+        eprintln!("SKIPPED: {} not found", path.display());
+        return;
+    };
+    let desk = staff(&app, "desk1", StaffRole::FrontDesk).await;
+    let import = || {
+        reqwest::Client::new()
+            .post(app.url("/api/v1/staff/patients/import"))
+            .bearer_auth(&desk)
+            .header("content-type", "application/fhir+json")
+            .body(bundle.clone())
+            .send()
+    };
+    let first: Value = import().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (first["created"].as_u64(), first["updated"].as_u64()),
+        (Some(12), Some(0)),
+        "{first}"
+    );
+    let skipped: Vec<u64> = first["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(skipped, [12, 13, 14, 15]);
+    assert!(
+        first["skipped"][2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1980-02-30"),
+        "{first}"
+    );
+
+    let (_, found) = call(
+        &app,
+        &desk,
+        "GET",
+        "/api/v1/staff/patients?query=Thompson",
+        None,
+    )
+    .await;
+    assert_eq!(found["patients"].as_array().unwrap().len(), 3, "{found}");
+    let (_, maria) = call(
+        &app,
+        &desk,
+        "GET",
+        "/api/v1/staff/patients?query=MRN100200",
+        None,
+    )
+    .await;
+    let id = maria["patients"][0]["id"].as_str().unwrap();
+    let (_, record) = call(
+        &app,
+        &desk,
+        "GET",
+        &format!("/api/v1/staff/patients/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(record["preferred_language"], "es");
+    assert_eq!(
+        record["portal"]["contacts"]["email"]["verified_by"],
+        "staff"
+    );
+
+    let again: Value = import().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (again["created"].as_u64(), again["updated"].as_u64()),
+        (Some(0), Some(12)),
+        "imports are idempotent by MRN"
     );
 }

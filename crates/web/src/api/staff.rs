@@ -32,6 +32,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_totp))
         .routes(routes!(confirm_totp))
         .routes(routes!(search_patients, create_patient))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(import_patients))
+                .layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT_BYTES)),
+        )
         .routes(routes!(patient_record))
         .routes(routes!(send_reset_link))
         .routes(routes!(generate_reset_code))
@@ -302,6 +307,54 @@ async fn create_patient(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
+}
+
+/// The largest FHIR document one import takes (about 20,000 patients).
+const IMPORT_LIMIT_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Serialize, ToSchema)]
+pub struct SkippedEntry {
+    pub index: usize,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportBody {
+    pub created: u32,
+    pub updated: u32,
+    pub skipped: Vec<SkippedEntry>,
+}
+
+/// Import FHIR R4 patients (`application/fhir+json`): a `Patient` or a `Bundle`.
+#[utoipa::path(post, path = "/api/v1/staff/patients/import", tag = "staff", request_body(content = Object, content_type = "application/fhir+json"),
+    responses((status = 200, body = ImportBody), (status = 422, body = Problem)))]
+async fn import_patients(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<ImportBody>, ApiError> {
+    let session = gate(&state, &headers, Area::Patients).await?;
+    let document: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::MalformedBody("The body is not valid JSON.".into()))?;
+    let report = state
+        .services
+        .import_patients(
+            &document,
+            carekey_domain::audit::Actor::Staff(session.staff.id),
+        )
+        .await?;
+    Ok(Json(ImportBody {
+        created: report.created,
+        updated: report.updated,
+        skipped: report
+            .skipped
+            .into_iter()
+            .map(|s| SkippedEntry {
+                index: s.index,
+                reason: s.reason,
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
