@@ -458,3 +458,68 @@ async fn a_patient_resets_with_a_texted_code_through_the_pages() {
     choose_new_password_and_sign_in(&client, "maria.garcia").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_desk_code_lets_the_patient_choose_a_new_password() {
+    use carekey_domain::audit::Actor;
+    use carekey_domain::identifiers::Username;
+    use carekey_domain::model::StaffRole;
+    use carekey_domain::secret::Password;
+    let Some((client, _driver)) = browser().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.patient("alex.rivera", "Alex").await;
+    app.services
+        .create_staff(
+            Username::parse("frontdesk").unwrap(),
+            StaffRole::FrontDesk,
+            &Password::new("front desk long passphrase here"),
+            Actor::System,
+        )
+        .await
+        .unwrap();
+
+    // The front desk signs in and enrols an authenticator app.
+    client.goto(&app.url("/staff/signin")).await.unwrap();
+    fill(&client, "username", "frontdesk").await;
+    fill(&client, "password", "front desk long passphrase here").await;
+    click(&client, "form[action='/staff/signin'] button[type=submit]").await;
+    wait_for_path(&client, "/staff/totp").await;
+    let secret = text_of(&client, "#totp-secret").await;
+    let now = u64::try_from(app.now().timestamp()).unwrap();
+    let code = carekey_domain::totp::code_at(&secret, now).unwrap();
+    fill(&client, "totp", &code).await;
+    click(&client, "form[action='/staff/totp'] button[type=submit]").await;
+    wait_for_path(&client, "/staff").await;
+
+    // Search, open the record (one match opens at once), generate a code.
+    fill(&client, "query", "Tester").await;
+    click(&client, "form[role=search] button[type=submit]").await;
+    wait_for_path_prefix(&client, "/staff/patients/").await;
+    assert_eq!(text_of(&client, "#portal-status").await, "active");
+    click(&client, "#generate-code").await;
+    wait_for_path_prefix(&client, "/staff/patients/").await;
+    let code = client
+        .wait()
+        .for_element(Locator::Css("#one-time-code"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(code.len(), 14, "{code}");
+
+    // The patient redeems it at home and chooses a new password.
+    client.goto(&app.url("/signin")).await.unwrap();
+    click(&client, "a[href='/have-a-code']").await;
+    wait_for_path(&client, "/have-a-code").await;
+    fill(&client, "code", &code.to_lowercase()).await;
+    fill(&client, "birth_month", "1").await;
+    fill(&client, "birth_day", "31").await;
+    fill(&client, "birth_year", "1970").await;
+    click(&client, "form[action='/have-a-code'] button[type=submit]").await;
+    wait_for_path(&client, "/reset").await;
+    choose_new_password_and_sign_in(&client, "alex.rivera").await;
+    client.close().await.unwrap();
+}

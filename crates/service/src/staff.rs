@@ -214,6 +214,20 @@ impl Services {
         Ok(session)
     }
 
+    /// Ends a staff session.
+    pub async fn staff_sign_out(&self, token: &OpaqueToken) -> ServiceResult<()> {
+        let session = self.staff_session_ungated(token).await?;
+        let event = AuditEvent::new(
+            self.clock.now(),
+            session.actor(),
+            AuditAction::SessionEnded,
+            Outcome::Success,
+        )
+        .details(json!({ "reason": "signed_out" }));
+        self.store.revoke_session(&token.hash(), event).await?;
+        Ok(())
+    }
+
     /// `POST /api/v1/staff/me/totp`: a new secret to scan, until confirmed.
     pub async fn start_totp_enrolment(
         &self,

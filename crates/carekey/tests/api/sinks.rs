@@ -254,17 +254,31 @@ impl Mailroom {
         })
     }
 
-    /// Runs the app's delivery worker once against the real peers.
+    /// Runs the app's delivery worker against the real peers until nothing is
+    /// waiting (a send that failed for a moment is retried after its backoff,
+    /// which the test clock skips); the number of messages handed over.
     pub async fn deliver(&self, app: &crate::helpers::TestApp) -> usize {
+        use carekey_domain::message::MessageStatus;
         let senders = Senders {
             email: smtp(&self.smtp.url()),
             sms: twilio(&self.provider, TwilioResource::Messages),
             voice: twilio(&self.provider, TwilioResource::Calls),
         };
-        carekey::delivery::worker(&app.settings, &app.services, senders)
-            .run_once()
-            .await
-            .unwrap()
+        let worker = carekey::delivery::worker(&app.settings, &app.services, senders);
+        let mut sent = 0;
+        for _ in 0..5 {
+            sent += worker.run_once().await.unwrap();
+            let waiting = app
+                .messages(500)
+                .await
+                .iter()
+                .any(|m| matches!(m.status, MessageStatus::Queued | MessageStatus::Sending));
+            if !waiting {
+                break;
+            }
+            app.advance(chrono::Duration::minutes(1));
+        }
+        sent
     }
 
     pub fn emails(&self) -> Vec<ReceivedEmail> {

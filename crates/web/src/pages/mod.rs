@@ -9,6 +9,7 @@ mod account;
 mod dev;
 mod recovery;
 mod signin;
+mod staff;
 
 use crate::csrf;
 use crate::i18n::{self, Tr, LANG_COOKIE};
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(dev::router())
         .merge(account::router())
         .merge(recovery::router())
+        .merge(staff::router())
         .route("/static/app.css", get(stylesheet))
 }
 
