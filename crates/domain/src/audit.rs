@@ -68,6 +68,7 @@ pub enum AuditAction {
     ContactsChanged,
     StaffDisabled,
     PatientsImported,
+    InvitationIssued,
 }
 
 impl AuditAction {
@@ -99,6 +100,7 @@ impl AuditAction {
             AuditAction::ContactsChanged => "contacts.changed",
             AuditAction::StaffDisabled => "staff.disabled",
             AuditAction::PatientsImported => "patients.imported",
+            AuditAction::InvitationIssued => "invitation.issued",
         }
     }
 }

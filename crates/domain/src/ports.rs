@@ -376,6 +376,15 @@ pub trait StaffConsoleStore: Send + Sync {
         audit: AuditEvent,
     ) -> StoreResult<()>;
 
+    /// Stores a new activation code for a patient, voiding the older ones,
+    /// with its invitation message (none when printed) and the audit event.
+    async fn issue_activation(
+        &self,
+        code: &NewToken,
+        message: Option<&NewMessage>,
+        audit: AuditEvent,
+    ) -> StoreResult<()>;
+
     /// Audit events, newest first, optionally about one patient and since a time.
     async fn list_audit(
         &self,

@@ -25,6 +25,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tracing::instrument;
 
+/// Characters in an activation code (DESIGN.md: 12 or more, grouped for reading aloud).
+const ACTIVATION_CODE_LENGTH: usize = 12;
+
 /// A new staff session, handed over once.
 #[derive(Debug)]
 pub struct StaffSignedIn {
@@ -420,6 +423,91 @@ impl Services {
             attested(verification, json!({ "patient_id": patient })),
         )
         .await
+    }
+
+    /// `POST …/portal/invite`: a new activation code (voiding the older one)
+    /// sent by email or text, or returned for printing. Returns the code when
+    /// printed, its expiry, and the message when sent.
+    pub async fn staff_invite(
+        &self,
+        session: &StaffSession,
+        patient: PatientId,
+        channel: Option<Channel>,
+        verification: &Verification,
+    ) -> ServiceResult<(Option<String>, DateTime<Utc>, Option<MessageId>)> {
+        require_attestation(verification)?;
+        let record = self.patient_record(patient).await?;
+        if record.portal.account_id.is_some() {
+            return Err(ServiceError::invalid(
+                "patient",
+                "the patient already has a portal account",
+            ));
+        }
+        let policy = self.store.load_policy().await?;
+        let now = self.clock.now();
+        let code = carekey_domain::recovery::crockford_code(ACTIVATION_CODE_LENGTH);
+        let canonical = carekey_domain::recovery::normalise_crockford(&code)
+            .ok_or_else(|| internal("bad activation code"))?;
+        let lifetime = chrono::Duration::days(i64::from(policy.activation.lifetime_days));
+        let stored = NewToken {
+            hash: carekey_domain::token::TokenHash::of(&canonical),
+            purpose: TokenPurpose::Activation,
+            account: None,
+            patient: Some(patient),
+            flow: None,
+            attempts: Some(policy.recovery.code_attempts),
+            expires_at: now + lifetime,
+        };
+        let message = match channel {
+            None => None,
+            Some(channel) => {
+                let contact = match channel {
+                    Channel::Email => record.portal.email.as_ref(),
+                    _ => record.portal.phone.as_ref(),
+                };
+                let Some(contact) = contact.filter(|c| c.verified) else {
+                    return Err(ServiceError::invalid(
+                        "channel",
+                        "the patient has no verified contact for this channel",
+                    ));
+                };
+                Some(NewMessage {
+                    id: MessageId::generate(),
+                    kind: MessageKind::Invitation,
+                    channel,
+                    recipient: contact.value.clone(),
+                    language: record
+                        .preferred_language
+                        .as_deref()
+                        .and_then(Language::from_tag)
+                        .unwrap_or_default(),
+                    patient_id: Some(patient),
+                    data: MessageData {
+                        given_name: Some(record.given_name.clone()),
+                        code: Some(code.clone()),
+                        link: Some(self.settings.link("/enroll")),
+                        valid_minutes: u32::try_from(lifetime.num_minutes()).ok(),
+                        ..MessageData::default()
+                    },
+                })
+            }
+        };
+        let event = AuditEvent::new(
+            now,
+            session.actor(),
+            AuditAction::InvitationIssued,
+            Outcome::Success,
+        )
+        .patient(patient)
+        .details(attested(
+            verification,
+            json!({ "channel": channel.map_or("print", |c| c.as_str()) }),
+        ));
+        self.store
+            .issue_activation(&stored, message.as_ref(), event)
+            .await?;
+        let printed = message.is_none().then_some(code);
+        Ok((printed, now + lifetime, message.map(|m| m.id)))
     }
 
     /// `POST …/portal/unlock`.

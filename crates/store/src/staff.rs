@@ -452,6 +452,44 @@ macro_rules! impl_staff_store {
                 Self::commit(tx).await
             }
 
+            async fn issue_activation(
+                &self,
+                code: &NewToken,
+                message: Option<&NewMessage>,
+                audit: AuditEvent,
+            ) -> StoreResult<()> {
+                let patient = code
+                    .patient
+                    .ok_or_else(|| StoreError::Backend("an activation code needs a patient".into()))?;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE account_tokens SET revoked_at = $2 WHERE patient_id = $1 \
+                     AND purpose = 'activation' AND used_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(patient.0)
+                .bind(millis(audit.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                sqlx::query(
+                    "INSERT INTO account_tokens (hash, purpose, account_id, patient_id, flow_id, attempts_left, \
+                     created_at, expires_at) VALUES ($1, 'activation', NULL, $2, NULL, $3, $4, $5)",
+                )
+                .bind(code.hash.as_bytes())
+                .bind(patient.0)
+                .bind(code.attempts.map(i64::from))
+                .bind(millis(audit.at))
+                .bind(millis(code.expires_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                if let Some(message) = message {
+                    Self::insert_messages_in(&mut tx, std::slice::from_ref(message), audit.at).await?;
+                }
+                Self::append_in(&mut tx, &audit).await?;
+                Self::commit(tx).await
+            }
+
             async fn update_contacts(
                 &self,
                 patient: PatientId,

@@ -21,6 +21,7 @@ on_both_backends!(
     an_edited_audit_row_is_named_by_audit_verify,
     administrators_edit_the_policy_and_staff,
     a_fhir_bundle_imports_its_good_entries_and_reports_the_bad,
+    an_invitation_is_printed_or_sent_and_a_new_one_voids_the_old,
 );
 
 const STAFF_PASSWORD: &str = "front desk long passphrase here";
@@ -831,4 +832,99 @@ async fn a_fhir_bundle_imports_its_good_entries_and_reports_the_bad(app: TestApp
         (Some(0), Some(12)),
         "imports are idempotent by MRN"
     );
+}
+
+async fn an_invitation_is_printed_or_sent_and_a_new_one_voids_the_old(app: TestApp) {
+    let desk = staff(&app, "desk1", StaffRole::FrontDesk).await;
+    let (_, created) = call(
+        &app,
+        &desk,
+        "POST",
+        "/api/v1/staff/patients",
+        Some(json!({ "mrn": "MRN-7", "given_name": "José", "family_name": "Núñez", "date_of_birth": "1949-11-02", "phone": "210-555-0177" })),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let invite = format!("/api/v1/staff/patients/{id}/portal/invite");
+    assert_eq!(
+        call(
+            &app,
+            &desk,
+            "POST",
+            &invite,
+            Some(json!({ "channel": "print" }))
+        )
+        .await
+        .0,
+        422
+    );
+    let (status, printed) = call(
+        &app,
+        &desk,
+        "POST",
+        &invite,
+        Some(json!({ "channel": "print", "verification": verification() })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let code = printed["activation_code"].as_str().unwrap();
+    assert_eq!(code.len(), 14, "{code}");
+    assert!(printed.get("message_id").is_none());
+    let (_, record) = call(
+        &app,
+        &desk,
+        "GET",
+        &format!("/api/v1/staff/patients/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(record["portal"]["status"], "invited");
+
+    let (status, emailed) = call(
+        &app,
+        &desk,
+        "POST",
+        &invite,
+        Some(json!({ "channel": "email", "verification": verification() })),
+    )
+    .await;
+    assert_eq!(
+        (status, emailed["error"].as_str()),
+        (422, Some("invalid_request")),
+        "no email on file"
+    );
+    let (status, texted) = call(
+        &app,
+        &desk,
+        "POST",
+        &invite,
+        Some(json!({ "channel": "sms", "verification": verification() })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(
+        texted.get("activation_code").is_none(),
+        "a sent code is not shown"
+    );
+    let message = app.messages(1).await.remove(0);
+    assert_eq!(message.kind, MessageKind::Invitation);
+    assert_eq!(message.recipient, "+12105550177");
+    assert!(message.data.link.unwrap().ends_with("/enroll"));
+    let open: i64 = count(
+        &app,
+        "SELECT COUNT(*) FROM account_tokens WHERE purpose = 'activation' AND revoked_at IS NULL AND used_at IS NULL",
+    )
+    .await;
+    assert_eq!(open, 1, "the printed code was voided by the new one");
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let url = &app.settings.database_url;
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+    }
 }

@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(send_reset_link))
         .routes(routes!(generate_reset_code))
         .routes(routes!(unlock))
+        .routes(routes!(invite))
         .routes(routes!(disable))
         .routes(routes!(update_contacts))
         .routes(routes!(message_status))
@@ -592,6 +593,62 @@ async fn unlock(
         .staff_unlock(&session, patient_id(&id)?, &verification)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct InviteBody {
+    /// `email`, `sms` or `print`.
+    pub channel: String,
+    #[schema(value_type = Object)]
+    pub verification: Option<Verification>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Invitation {
+    /// Only when printed: shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation_code: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// Issue an enrollment invitation (a new activation code voids the older one).
+#[utoipa::path(post, path = "/api/v1/staff/patients/{id}/portal/invite", tag = "staff", params(("id" = String, Path)),
+    request_body = InviteBody, responses((status = 201, body = Invitation), (status = 422, body = Problem)))]
+async fn invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<InviteBody>,
+) -> Result<(StatusCode, Json<Invitation>), ApiError> {
+    let session = gate(&state, &headers, Area::Patients).await?;
+    let verification = attestation(body.verification)?;
+    let channel = match body.channel.as_str() {
+        "email" => Some(Channel::Email),
+        "sms" => Some(Channel::Sms),
+        "print" => None,
+        _ => {
+            return Err(ApiError::InvalidRequest(std::collections::BTreeMap::from(
+                [(
+                    "channel".to_owned(),
+                    "choose email, sms or print".to_owned(),
+                )],
+            )))
+        }
+    };
+    let (activation_code, expires_at, message) = state
+        .services
+        .staff_invite(&session, patient_id(&id)?, channel, &verification)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Invitation {
+            activation_code,
+            expires_at,
+            message_id: message.map(|m| m.to_string()),
+        }),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
