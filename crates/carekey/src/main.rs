@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: PatientCommand,
     },
+    /// A one-time reset code for a patient's account (as the staff console makes).
+    ResetCode {
+        #[arg(long)]
+        mrn: String,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -287,6 +292,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for skipped in &report.skipped {
                 println!("  entry {}: {}", skipped.index, skipped.reason);
             }
+            Ok(())
+        }
+        Command::ResetCode { mrn } => {
+            let patient = services
+                .store
+                .find_patient_by_mrn(&mrn)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no patient with MRN {mrn}"))?;
+            let record = services
+                .patient_record(patient)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read the record: {}", describe(e)))?;
+            let account = record
+                .portal
+                .account_id
+                .ok_or_else(|| anyhow::anyhow!("MRN {mrn} has no portal account yet"))?;
+            let (code, expires_at) = services
+                .issue_staff_code(
+                    account,
+                    Actor::System,
+                    serde_json::json!({ "via": "command_line" }),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot make a code: {}", describe(e)))?;
+            println!("{code}");
+            eprintln!(
+                "one-time code for {} (MRN {mrn}); works once until {}; the patient enters it at /have-a-code",
+                record.portal.username.unwrap_or_default(),
+                expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
             Ok(())
         }
         Command::Audit {

@@ -22,6 +22,7 @@ on_both_backends!(
     administrators_edit_the_policy_and_staff,
     a_fhir_bundle_imports_its_good_entries_and_reports_the_bad,
     an_invitation_is_printed_or_sent_and_a_new_one_voids_the_old,
+    the_command_line_makes_a_reset_code_by_mrn,
 );
 
 const STAFF_PASSWORD: &str = "front desk long passphrase here";
@@ -594,6 +595,19 @@ async fn an_edited_audit_row_is_named_by_audit_verify(app: TestApp) {
         (check["ok"].as_bool(), check["first_bad_event"].as_i64()),
         (Some(false), Some(3))
     );
+
+    // A deleted row breaks the link of the one after it.
+    execute(
+        &app,
+        "UPDATE audit_events SET outcome = 'failure' WHERE seq = 3",
+    )
+    .await;
+    assert!(verify().status.success(), "restored");
+    execute(&app, "DELETE FROM audit_events WHERE seq = 4").await;
+    let deleted = verify();
+    assert!(!deleted.status.success());
+    let said = String::from_utf8_lossy(&deleted.stderr);
+    assert!(said.contains("broken at event 5"), "{said}");
 }
 
 /// Runs one statement on the app's database, as someone with database access would.
@@ -927,4 +941,34 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();
         sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
     }
+}
+
+async fn the_command_line_makes_a_reset_code_by_mrn(app: TestApp) {
+    app.patient("alex", "Alex").await;
+    let run = |mrn: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_carekey"))
+            .args(["reset-code", "--mrn", mrn])
+            .env("CAREKEY_DATABASE_URL", &app.settings.database_url)
+            .env("CAREKEY_DATA_DIR", &app.settings.data_dir)
+            .output()
+            .unwrap()
+    };
+    let made = run("MRN-alex");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let code = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    assert_eq!(code.len(), 14, "{code}");
+    let redeemed = app
+        .post_json(
+            "/api/v1/recovery/staff-code",
+            json!({ "code": code, "date_of_birth": BIRTH_DATE }),
+        )
+        .await;
+    assert_eq!(redeemed.status(), 200);
+    let unknown = run("MRN-nobody");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no patient with MRN"));
 }
