@@ -14,3 +14,4 @@ mod recovery_pages;
 mod signin;
 mod sinks;
 mod staff;
+mod staff_pages;

@@ -36,6 +36,9 @@ pub fn router() -> Router<AppState> {
         .route("/staff/patients/{id}/reset-code", post(reset_code))
         .route("/staff/patients/{id}/reset-link", post(reset_link))
         .route("/staff/patients/{id}/unlock", post(unlock))
+        .route("/staff/patients/{id}/disable", post(disable))
+        .route("/staff/patients/{id}/contacts", post(contacts))
+        .route("/staff/patients/{id}/invite", post(invite))
         .route("/staff/audit", get(audit_page))
         .route("/static/staff.js", get(script))
 }
@@ -366,7 +369,7 @@ async fn show_record(
     ctx.render(status, &page, vec![])
 }
 
-/// An action form: the identity check, and the channel for a link.
+/// An action form: the identity check, and what the action needs.
 #[derive(Deserialize)]
 struct ActionForm {
     #[serde(default)]
@@ -375,6 +378,10 @@ struct ActionForm {
     note: String,
     #[serde(default)]
     channel: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    phone: String,
 }
 
 impl ActionForm {
@@ -394,6 +401,8 @@ impl ActionForm {
 struct CodePage {
     tr: Tr,
     chrome: Chrome,
+    title_key: &'static str,
+    steps_key: &'static str,
     patient_id: String,
     code: String,
     expires: String,
@@ -446,6 +455,8 @@ async fn reset_code(
             let tr = ctx.tr(None);
             let page = CodePage {
                 chrome: ctx.chrome(&tr),
+                title_key: "staff-code-title",
+                steps_key: "staff-code-steps",
                 patient_id: id,
                 code,
                 expires: expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -501,6 +512,106 @@ async fn unlock(
         .await
     {
         Ok(()) => redirect_to(&format!("/staff/patients/{id}?done=unlock")),
+        Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct DisableForm {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<DisableForm>,
+) -> Response {
+    let session = match staff_or_redirect(&state, &headers, Area::Patients).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(patient) = id.parse().map(PatientId) else {
+        return super::not_found(State(state.clone()), headers.clone()).await;
+    };
+    match state
+        .services
+        .staff_disable(&session, patient, &form.reason)
+        .await
+    {
+        Ok(()) => redirect_to(&format!("/staff/patients/{id}?done=disabled")),
+        Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
+    }
+}
+
+async fn contacts(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    Client(client): Client,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<ActionForm>,
+) -> Response {
+    let (session, patient, verification) = match act(&state, &ctx, &headers, &id, &form).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let given = |value: &str| Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+    let (email, phone) = (given(&form.email), given(&form.phone));
+    match state
+        .services
+        .staff_update_contacts(
+            &session,
+            patient,
+            email.as_deref(),
+            phone.as_deref(),
+            &verification,
+            &client,
+        )
+        .await
+    {
+        Ok(_) => redirect_to(&format!("/staff/patients/{id}?done=contacts")),
+        Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
+    }
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<ActionForm>,
+) -> Response {
+    let (session, patient, verification) = match act(&state, &ctx, &headers, &id, &form).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let channel = match form.channel.as_str() {
+        "email" => Some(Channel::Email),
+        "sms" => Some(Channel::Sms),
+        _ => None,
+    };
+    match state
+        .services
+        .staff_invite(&session, patient, channel, &verification)
+        .await
+    {
+        Ok((Some(code), expires_at, _)) => {
+            let tr = ctx.tr(None);
+            let page = CodePage {
+                chrome: ctx.chrome(&tr),
+                title_key: "staff-invite-title",
+                steps_key: "staff-invite-steps",
+                patient_id: id,
+                code,
+                expires: expires_at.format("%Y-%m-%d").to_string(),
+                tr,
+            };
+            ctx.render(StatusCode::CREATED, &page, vec![])
+        }
+        Ok((None, _, _)) => redirect_to(&format!("/staff/patients/{id}?done=invited")),
         Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
     }
 }
