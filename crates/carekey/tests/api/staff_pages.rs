@@ -60,9 +60,10 @@ async fn staff_pages_act_on_the_record_with_an_identity_check(app: TestApp) {
         let (app, token, csrf) = (&app, &token, &csrf);
         let url = app.url(&format!("{record_path}/{action}"));
         async move {
-            let mut fields = form;
+            let mut fields: Vec<(&str, String)> =
+                form.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
             if with_csrf {
-                fields.push(("csrf", Box::leak(csrf.clone().into_boxed_str())));
+                fields.push(("csrf", csrf.clone()));
             }
             app.client
                 .post(url)
