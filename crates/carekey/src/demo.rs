@@ -140,7 +140,8 @@ pub fn instructions(public_url: &str) -> String {
         ));
     }
     text.push_str(&format!(
-        "\nStaff: frontdesk / \"{STAFF_PASSWORD}\" (front_desk)\n"
+        "\nStaff console: {public_url}/staff/signin as frontdesk / \"{STAFF_PASSWORD}\" (front_desk);\n\
+         the first sign-in asks you to scan a QR code with an authenticator app.\n"
     ));
     text.push_str(&format!(
         "Messages patients would receive: {public_url}/dev/mailbox\n"
