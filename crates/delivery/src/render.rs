@@ -221,6 +221,14 @@ fn email(kind: MessageKind, language: Language, w: &Words<'_>) -> Result<Rendere
         MessageKind::ContactChanged => {
             blocks.push(Block::Para(w.get(&key("not-you"))));
         }
+        MessageKind::AccountHelp => {
+            let action = data
+                .action
+                .as_deref()
+                .ok_or(RenderError::Missing("action"))?;
+            blocks.push(Block::Para(w.get(&key(action))));
+            blocks.push(Block::Para(w.get(&key("not-you"))));
+        }
     }
     let subject = w.get(&key("subject"));
     let greeting = match &data.given_name {
@@ -273,6 +281,13 @@ fn sms(kind: MessageKind, w: &Words<'_>) -> Result<String, RenderError> {
         }
         MessageKind::ContactVerification => w.with(&format!("{k}-sms"), &[("code", code()?)]),
         MessageKind::PasswordChanged | MessageKind::ContactChanged => w.get(&format!("{k}-sms")),
+        MessageKind::AccountHelp => {
+            let action = data
+                .action
+                .as_deref()
+                .ok_or(RenderError::Missing("action"))?;
+            w.get(&format!("{k}-sms-{action}"))
+        }
     })
 }
 
@@ -395,6 +410,7 @@ mod tests {
     fn every_kind_renders_as_email_and_sms_in_both_languages() {
         let data = MessageData {
             usernames: vec!["maria.garcia".into()],
+            action: Some("unlock".into()),
             ..reset()
         };
         for language in Language::ALL {

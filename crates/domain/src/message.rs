@@ -58,10 +58,12 @@ pub enum MessageKind {
     ContactVerification,
     /// "Your email or phone on file was changed" (to the old contact).
     ContactChanged,
+    /// "Clinic staff did this to your account" (a code made, an unlock, a disable).
+    AccountHelp,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 8] = [
         MessageKind::PasswordReset,
         MessageKind::UsernameReminder,
         MessageKind::PasswordChanged,
@@ -69,6 +71,7 @@ impl MessageKind {
         MessageKind::Invitation,
         MessageKind::ContactVerification,
         MessageKind::ContactChanged,
+        MessageKind::AccountHelp,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -80,6 +83,7 @@ impl MessageKind {
             MessageKind::Invitation => "invitation",
             MessageKind::ContactVerification => "contact_verification",
             MessageKind::ContactChanged => "contact_changed",
+            MessageKind::AccountHelp => "account_help",
         }
     }
 }
@@ -107,6 +111,8 @@ pub struct MessageData {
     pub code: Option<String>,
     /// How long the link or code works.
     pub valid_minutes: Option<u32>,
+    /// What staff did, for an `account_help` notice: `code`, `unlock` or `disable`.
+    pub action: Option<String>,
     /// Set once the secrets were removed after sending.
     pub redacted: bool,
 }

@@ -261,7 +261,12 @@ pub trait RecoveryStore: Send + Sync {
     async fn reset_password(&self, reset: &PasswordReset, audit: AuditEvent) -> StoreResult<bool>;
 
     /// Stores a new staff code for an account, revoking its older ones.
-    async fn issue_staff_code(&self, code: &NewToken, audit: AuditEvent) -> StoreResult<()>;
+    async fn issue_staff_code(
+        &self,
+        code: &NewToken,
+        notices: &[NewMessage],
+        audit: AuditEvent,
+    ) -> StoreResult<()>;
 
     /// Redeems a staff code under its row lock after counting `limits`: a
     /// wrong date of birth spends one of the code's attempts. `Ok(Ok(Some))`
@@ -478,6 +483,7 @@ pub trait AccountStore: Send + Sync {
         &self,
         username: &Username,
         reason: &str,
+        notices: &[NewMessage],
         audit: AuditEvent,
     ) -> StoreResult<AccountId>;
 
@@ -485,6 +491,7 @@ pub trait AccountStore: Send + Sync {
     async fn unlock_account(
         &self,
         username: &Username,
+        notices: &[NewMessage],
         audit: AuditEvent,
     ) -> StoreResult<AccountId>;
 }

@@ -110,7 +110,14 @@ impl Services {
             Outcome::Success,
         )
         .details(json!({ "reason": reason }));
-        Ok(self.store.disable_account(username, reason, event).await?)
+        let notices = match self.account_named(username).await? {
+            Some(account) => self.help_notices(account, "disable").await?,
+            None => Vec::new(),
+        };
+        Ok(self
+            .store
+            .disable_account(username, reason, &notices, event)
+            .await?)
     }
 
     /// Lifts a lock and clears the failure count (`carekey unlock`).
@@ -127,6 +134,21 @@ impl Services {
             Outcome::Success,
         )
         .details(details);
-        Ok(self.store.unlock_account(username, event).await?)
+        let notices = match self.account_named(username).await? {
+            Some(account) => self.help_notices(account, "unlock").await?,
+            None => Vec::new(),
+        };
+        Ok(self.store.unlock_account(username, &notices, event).await?)
+    }
+
+    /// The account with this username, if any.
+    async fn account_named(&self, username: &Username) -> ServiceResult<Option<AccountId>> {
+        let login = carekey_domain::identifiers::Login::Username(username.clone());
+        Ok(self
+            .store
+            .find_accounts_for_sign_in(&login)
+            .await?
+            .first()
+            .map(|account| account.id))
     }
 }

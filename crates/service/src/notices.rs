@@ -36,6 +36,21 @@ pub fn notices(
 }
 
 impl Services {
+    /// The "clinic staff helped with your account" notices for `action`
+    /// (`code`, `unlock` or `disable`).
+    pub(crate) async fn help_notices(
+        &self,
+        account: AccountId,
+        action: &str,
+    ) -> ServiceResult<Vec<NewMessage>> {
+        let contacts = self.store.notice_contacts(account).await?;
+        let data = MessageData {
+            action: Some(action.to_owned()),
+            ..MessageData::default()
+        };
+        Ok(notices(&contacts, MessageKind::AccountHelp, &data))
+    }
+
     /// The "sign-in is paused" notices queued if a failed password locks the
     /// account, each with a link to start a reset (never a token: anyone can
     /// cause a lock).

@@ -536,7 +536,8 @@ impl Services {
         };
         let event = AuditEvent::new(now, actor, AuditAction::StaffCodeIssued, Outcome::Success)
             .details(details);
-        self.store.issue_staff_code(&token, event).await?;
+        let notices = self.help_notices(account, "code").await?;
+        self.store.issue_staff_code(&token, &notices, event).await?;
         Ok((code, expires_at))
     }
 

@@ -12,6 +12,7 @@ macro_rules! impl_recovery_store {
         use carekey_domain::audit::{AuditAction, AuditEvent, Outcome};
         use carekey_domain::identifiers::DateOfBirth;
         use carekey_domain::ids::{AccountId, FlowId, PatientId};
+        use carekey_domain::message::NewMessage;
         use carekey_domain::model::Language;
         use carekey_domain::ports::{
             CodeAttempt, CodeAttemptResult, FlowSummary, NewRecoveryFlow, NewToken, PasswordReset,
@@ -532,7 +533,7 @@ macro_rules! impl_recovery_store {
                 Ok(true)
             }
 
-            async fn issue_staff_code(&self, code: &NewToken, audit: AuditEvent) -> StoreResult<()> {
+            async fn issue_staff_code(&self, code: &NewToken, notices: &[NewMessage], audit: AuditEvent) -> StoreResult<()> {
                 let account = code
                     .account
                     .ok_or_else(|| StoreError::Backend("a staff code needs an account".into()))?;
@@ -552,6 +553,7 @@ macro_rules! impl_recovery_store {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(backend_error)?;
+                Self::insert_messages_in(&mut tx, notices, audit.at).await?;
                 Self::append_in(&mut tx, &audit.account(account).patient(PatientId(patient))).await?;
                 Self::commit(tx).await
             }

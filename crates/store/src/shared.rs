@@ -848,7 +848,7 @@ macro_rules! impl_store {
                 Self::commit(tx).await
             }
 
-            async fn disable_account(&self, username: &Username, reason: &str, audit: AuditEvent) -> StoreResult<AccountId> {
+            async fn disable_account(&self, username: &Username, reason: &str, notices: &[NewMessage], audit: AuditEvent) -> StoreResult<AccountId> {
                 let mut tx = self.begin_write().await?;
                 let row = sqlx::query(
                     "UPDATE portal_accounts SET status = 'disabled', disabled_reason = $2 \
@@ -868,12 +868,13 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(backend_error)?;
+                Self::insert_messages_in(&mut tx, notices, audit.at).await?;
                 Self::append_in(&mut tx, &audit.account(account).patient(patient)).await?;
                 Self::commit(tx).await?;
                 Ok(account)
             }
 
-            async fn unlock_account(&self, username: &Username, audit: AuditEvent) -> StoreResult<AccountId> {
+            async fn unlock_account(&self, username: &Username, notices: &[NewMessage], audit: AuditEvent) -> StoreResult<AccountId> {
                 let mut tx = self.begin_write().await?;
                 let row = sqlx::query(
                     "UPDATE portal_accounts SET failed_attempts = 0, failure_window_started_at = NULL, \
@@ -887,6 +888,7 @@ macro_rules! impl_store {
                 .ok_or(StoreError::NotFound)?;
                 let account = AccountId(row.try_get("id").map_err(backend_error)?);
                 let patient = PatientId(row.try_get("patient_id").map_err(backend_error)?);
+                Self::insert_messages_in(&mut tx, notices, audit.at).await?;
                 Self::append_in(&mut tx, &audit.account(account).patient(patient)).await?;
                 Self::commit(tx).await?;
                 Ok(account)

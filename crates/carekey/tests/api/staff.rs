@@ -345,6 +345,18 @@ async fn each_assisted_action_reaches_the_patient_and_needs_an_attestation(app: 
         )
         .await;
     assert_eq!(redeemed.status(), 200);
+    let told: Vec<_> = app
+        .messages(50)
+        .await
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::AccountHelp)
+        .map(|m| (m.recipient, m.data.action.unwrap_or_default()))
+        .collect();
+    assert!(
+        told.contains(&("alex@example.com".into(), "code".into()))
+            && told.contains(&("+12105550142".into(), "code".into())),
+        "each verified contact is told a code was made: {told:?}"
+    );
 
     // Unlock: a locked patient signs in again.
     for _ in 0..5 {

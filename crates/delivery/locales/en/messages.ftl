@@ -62,3 +62,13 @@ spell-dot = dot
 spell-underscore = underscore
 spell-dash = dash
 spell-and = And another username:
+
+account_help-subject = Clinic staff helped with your { $clinic } portal account
+account_help-intro = A member of our staff just helped with your patient portal account.
+account_help-code = They made a one-time code so you can choose a new password. It works for 24 hours.
+account_help-unlock = They unlocked your account, so you can sign in again.
+account_help-disable = They turned off your portal account. Call us if you have questions.
+account_help-not-you = If you did not ask for this, call us right away at { $phone }.
+account_help-sms-code = { $clinic }: staff made a one-time code for your portal account. Not you? Call { $phone } right away.
+account_help-sms-unlock = { $clinic }: staff unlocked your portal account. Not you? Call { $phone } right away.
+account_help-sms-disable = { $clinic }: your portal account was turned off. Questions? Call { $phone }.

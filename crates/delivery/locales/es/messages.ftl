@@ -62,3 +62,13 @@ spell-dot = punto
 spell-underscore = guion bajo
 spell-dash = guion
 spell-and = Y otro nombre de usuario:
+
+account_help-subject = El personal de { $clinic } le ayudó con su cuenta del portal
+account_help-intro = Una persona de nuestro personal acaba de ayudarle con su cuenta del portal del paciente.
+account_help-code = Creó un código de un solo uso para que pueda elegir una contraseña nueva. Funciona durante 24 horas.
+account_help-unlock = Desbloqueó su cuenta, así que ya puede iniciar sesión.
+account_help-disable = Desactivó su cuenta del portal. Llámenos si tiene preguntas.
+account_help-not-you = Si usted no lo pidió, llámenos de inmediato al { $phone }.
+account_help-sms-code = { $clinic }: el personal creó un código de un solo uso para su cuenta del portal. ¿No fue usted? Llame de inmediato al { $phone }.
+account_help-sms-unlock = { $clinic }: el personal desbloqueó su cuenta del portal. ¿No fue usted? Llame de inmediato al { $phone }.
+account_help-sms-disable = { $clinic }: se desactivó su cuenta del portal. ¿Preguntas? Llame al { $phone }.
