@@ -276,13 +276,20 @@ macro_rules! impl_staff_store {
                 now: DateTime<Utc>,
                 limit: u32,
             ) -> StoreResult<Vec<PatientSummary>> {
-                let (condition, value) = match query {
-                    PatientQuery::Mrn(mrn) => ("p.mrn = $1", mrn.clone()),
-                    PatientQuery::DateOfBirth(born) => ("p.date_of_birth = $1", born.to_string()),
-                    PatientQuery::Name(name) => (
-                        "(lower(p.family_name) LIKE $1 OR lower(p.given_name) LIKE $1)",
-                        format!("{}%", name.to_lowercase().replace(['%', '_'], "")),
-                    ),
+                // A name prefix is a range over the lower-cased name indexes.
+                let (condition, value, upper) = match query {
+                    PatientQuery::Mrn(mrn) => ("p.mrn = $1", mrn.clone(), String::new()),
+                    PatientQuery::DateOfBirth(born) => ("p.date_of_birth = $1", born.to_string(), String::new()),
+                    PatientQuery::Name(name) => {
+                        let prefix = name.to_lowercase();
+                        let upper = format!("{prefix}\u{ffff}");
+                        (
+                            "((lower(p.family_name) >= $1 AND lower(p.family_name) < $4) \
+                              OR (lower(p.given_name) >= $1 AND lower(p.given_name) < $4))",
+                            prefix,
+                            upper,
+                        )
+                    }
                 };
                 let sql = format!(
                     "SELECT p.id, p.mrn, p.given_name, p.family_name, p.date_of_birth, a.status, \
@@ -297,6 +304,7 @@ macro_rules! impl_staff_store {
                     .bind(value)
                     .bind(millis(now))
                     .bind(i64::from(limit))
+                    .bind(upper)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(backend_error)?;
