@@ -69,6 +69,9 @@ pub enum AuditAction {
     StaffDisabled,
     PatientsImported,
     InvitationIssued,
+    EnrollmentCodeAccepted,
+    EnrollmentCodeRejected,
+    EnrollmentCompleted,
 }
 
 impl AuditAction {
@@ -101,6 +104,9 @@ impl AuditAction {
             AuditAction::StaffDisabled => "staff.disabled",
             AuditAction::PatientsImported => "patients.imported",
             AuditAction::InvitationIssued => "invitation.issued",
+            AuditAction::EnrollmentCodeAccepted => "enrollment.code_accepted",
+            AuditAction::EnrollmentCodeRejected => "enrollment.code_rejected",
+            AuditAction::EnrollmentCompleted => "enrollment.completed",
         }
     }
 }

@@ -186,6 +186,7 @@ pub enum TokenState {
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
     pub account: Option<AccountId>,
+    pub patient: Option<PatientId>,
     pub state: TokenState,
     pub expires_at: DateTime<Utc>,
 }
@@ -208,6 +209,20 @@ pub struct StaffCodeRedemption {
     pub date_of_birth: crate::identifiers::DateOfBirth,
     pub at: DateTime<Utc>,
     /// Its `account` is filled in by storage from the code.
+    pub offer: NewToken,
+}
+
+/// An activation code typed with the patient's details, with the enrollment
+/// token to store if they match.
+#[derive(Debug, Clone)]
+pub struct ActivationRedemption {
+    pub code_hash: TokenHash,
+    pub date_of_birth: crate::identifiers::DateOfBirth,
+    /// Checked when the policy asks for it (`None` then never matches).
+    pub postal_code: Option<String>,
+    pub require_postal_code: bool,
+    pub at: DateTime<Utc>,
+    /// Its `patient` is filled in by storage from the code.
     pub offer: NewToken,
 }
 
@@ -259,6 +274,27 @@ pub trait RecoveryStore: Send + Sync {
     /// cleared, every session, open flow and other token of the account is
     /// revoked, the notices are queued and the audit event written.
     async fn reset_password(&self, reset: &PasswordReset, audit: AuditEvent) -> StoreResult<bool>;
+
+    /// Redeems an activation code under its row lock after counting `limits`:
+    /// a wrong birth date or postal code spends one of the code's attempts.
+    /// Accepted (the patient has no account yet): the code is used and the
+    /// offered enrollment token stored; the patient and their given name.
+    async fn redeem_activation(
+        &self,
+        redemption: &ActivationRedemption,
+        limits: &[RateLimit],
+        audit: AuditEvent,
+    ) -> StoreResult<Result<Option<(PatientId, String)>, RetryAfter>>;
+
+    /// Uses an enrollment token and creates the account, in one transaction:
+    /// `false` when the token is not usable; `Conflict("username")` when the
+    /// username is taken (then nothing is stored and the token still works).
+    async fn complete_enrollment(
+        &self,
+        token: &TokenHash,
+        account: &NewAccount,
+        audit: AuditEvent,
+    ) -> StoreResult<bool>;
 
     /// Stores a new staff code for an account, revoking its older ones.
     async fn issue_staff_code(

@@ -13,9 +13,10 @@ macro_rules! impl_recovery_store {
         use carekey_domain::identifiers::DateOfBirth;
         use carekey_domain::ids::{AccountId, FlowId, PatientId};
         use carekey_domain::message::NewMessage;
+        use carekey_domain::model::NewAccount;
         use carekey_domain::model::Language;
         use carekey_domain::ports::{
-            CodeAttempt, CodeAttemptResult, FlowSummary, NewRecoveryFlow, NewToken, PasswordReset,
+            ActivationRedemption, CodeAttempt, CodeAttemptResult, FlowSummary, NewRecoveryFlow, NewToken, PasswordReset,
             RecoveryStore, StaffCodeRedemption, StoreError, StoreResult, TokenRecord, TokenState,
         };
         use carekey_domain::rate_limit::{RateLimit, RetryAfter};
@@ -482,7 +483,7 @@ macro_rules! impl_recovery_store {
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<TokenRecord>> {
                 let row = sqlx::query(
-                    "SELECT account_id, expires_at, used_at, revoked_at FROM account_tokens \
+                    "SELECT account_id, patient_id, expires_at, used_at, revoked_at FROM account_tokens \
                      WHERE hash = $1 AND purpose = $2",
                 )
                 .bind(hash.as_bytes())
@@ -496,6 +497,10 @@ macro_rules! impl_recovery_store {
                         .try_get::<Option<Uuid>, _>("account_id")
                         .map_err(backend_error)?
                         .map(AccountId),
+                    patient: row
+                        .try_get::<Option<Uuid>, _>("patient_id")
+                        .map_err(backend_error)?
+                        .map(PatientId),
                     state: token_state(&row, now)?,
                     expires_at: from_millis(row.try_get("expires_at").map_err(backend_error)?),
                 }))
@@ -529,6 +534,156 @@ macro_rules! impl_recovery_store {
                 Self::end_credentials_in(&mut tx, reset.account, reset.at).await?;
                 Self::insert_messages_in(&mut tx, &reset.notices, reset.at).await?;
                 Self::append_in(&mut tx, &audit.account(reset.account).patient(patient)).await?;
+                Self::commit(tx).await?;
+                Ok(true)
+            }
+
+            async fn redeem_activation(
+                &self,
+                redemption: &ActivationRedemption,
+                limits: &[RateLimit],
+                audit: AuditEvent,
+            ) -> StoreResult<Result<Option<(PatientId, String)>, RetryAfter>> {
+                let at = redemption.at;
+                let mut tx = self.begin_write().await?;
+                let mut event = audit;
+                let refuse = |mut event: AuditEvent, reason: &str| {
+                    event.action = AuditAction::EnrollmentCodeRejected;
+                    event.outcome = Outcome::Failure;
+                    event.details["reason"] = reason.into();
+                    event
+                };
+                if let Some(wait) = Self::hit_all_in(&mut tx, limits, at).await? {
+                    Self::append_in(&mut tx, &refuse(event, "rate_limited")).await?;
+                    Self::commit(tx).await?;
+                    return Ok(Err(wait));
+                }
+                let token = sqlx::query(concat!(
+                    "SELECT patient_id, attempts_left, expires_at, used_at, revoked_at \
+                     FROM account_tokens WHERE hash = $1 AND purpose = 'activation'",
+                    $for_update
+                ))
+                .bind(redemption.code_hash.as_bytes())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let patient: Option<Uuid> = match &token {
+                    Some(row) => {
+                        let attempts: Option<i64> = row.try_get("attempts_left").map_err(backend_error)?;
+                        if token_state(row, at)? == TokenState::Usable && attempts.unwrap_or(0) > 0 {
+                            row.try_get("patient_id").map_err(backend_error)?
+                        } else {
+                            None
+                        }
+                    }
+                    None => None,
+                };
+                let Some(patient) = patient.map(PatientId) else {
+                    Self::append_in(&mut tx, &refuse(event, "unknown_or_spent_code")).await?;
+                    Self::commit(tx).await?;
+                    return Ok(Ok(None));
+                };
+                let holder = sqlx::query(
+                    "SELECT p.given_name, p.date_of_birth, p.postal_code, \
+                     (SELECT COUNT(*) FROM portal_accounts a WHERE a.patient_id = p.id) AS accounts \
+                     FROM patients p WHERE p.id = $1",
+                )
+                .bind(patient.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let born: String = holder.try_get("date_of_birth").map_err(backend_error)?;
+                let postal: Option<String> = holder.try_get("postal_code").map_err(backend_error)?;
+                let accounts: i64 = holder.try_get("accounts").map_err(backend_error)?;
+                let same = |a: &Option<String>, b: &Option<String>| {
+                    let clean = |v: &Option<String>| v.as_deref().map(|s| s.replace([' ', '-'], "").to_uppercase());
+                    clean(a).is_some() && clean(a) == clean(b)
+                };
+                let matches = DateOfBirth::parse(&born).ok() == Some(redemption.date_of_birth)
+                    && (!redemption.require_postal_code || same(&postal, &redemption.postal_code))
+                    && accounts == 0;
+                event = event.patient(patient);
+                if !matches {
+                    sqlx::query("UPDATE account_tokens SET attempts_left = attempts_left - 1 WHERE hash = $1")
+                        .bind(redemption.code_hash.as_bytes())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_error)?;
+                    Self::append_in(&mut tx, &refuse(event, "details_do_not_match")).await?;
+                    Self::commit(tx).await?;
+                    return Ok(Ok(None));
+                }
+                sqlx::query("UPDATE account_tokens SET used_at = $2 WHERE hash = $1")
+                    .bind(redemption.code_hash.as_bytes())
+                    .bind(millis(at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                let offer = NewToken {
+                    patient: Some(patient),
+                    ..redemption.offer.clone()
+                };
+                Self::insert_token_in(&mut tx, &offer, None, at).await?;
+                Self::append_in(&mut tx, &event).await?;
+                Self::commit(tx).await?;
+                let given_name: String = holder.try_get("given_name").map_err(backend_error)?;
+                Ok(Ok(Some((patient, given_name))))
+            }
+
+            async fn complete_enrollment(
+                &self,
+                token: &TokenHash,
+                account: &NewAccount,
+                audit: AuditEvent,
+            ) -> StoreResult<bool> {
+                let at = millis(audit.at);
+                let mut tx = self.begin_write().await?;
+                let used = sqlx::query(
+                    "UPDATE account_tokens SET used_at = $3 WHERE hash = $1 AND patient_id = $2 \
+                     AND purpose = 'enrollment' AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+                )
+                .bind(token.as_bytes())
+                .bind(account.patient_id.0)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                if used.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                let id = AccountId::generate();
+                sqlx::query(
+                    "INSERT INTO portal_accounts (id, patient_id, username, password_hash, \
+                     password_changed_at, status, created_at) VALUES ($1, $2, $3, $4, $5, 'active', $5)",
+                )
+                .bind(id.0)
+                .bind(account.patient_id.0)
+                .bind(account.username.as_str())
+                .bind(&account.password_hash)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    let is_username = e.to_string().contains("username");
+                    $crate::conflict_or_backend(e, if is_username { "username" } else { "account" })
+                })?;
+                sqlx::query("INSERT INTO password_history (account_id, password_hash, set_at) VALUES ($1, $2, $3)")
+                    .bind(id.0)
+                    .bind(&account.password_hash)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                sqlx::query(
+                    "UPDATE account_tokens SET revoked_at = $2 WHERE patient_id = $1 \
+                     AND purpose IN ('activation', 'enrollment') AND used_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(account.patient_id.0)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                Self::append_in(&mut tx, &audit.account(id).patient(account.patient_id)).await?;
                 Self::commit(tx).await?;
                 Ok(true)
             }

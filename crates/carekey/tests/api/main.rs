@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod delivery;
+mod enrollment;
 mod helpers;
 mod openapi;
 mod pages;

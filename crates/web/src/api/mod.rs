@@ -2,6 +2,7 @@
 //! [`OpenApiRouter`], so a route cannot exist without being in
 //! `/api/openapi.json`.
 
+mod enrollment;
 mod hooks;
 mod ops;
 pub mod passwords;
@@ -26,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "hooks", description = "Reports from message providers"),
         (name = "passwords", description = "Password feedback and changes"),
         (name = "recovery", description = "Forgotten passwords and usernames"),
+        (name = "enrollment", description = "First access with a clinic-issued activation code"),
         (name = "staff", description = "The staff console: patient records, assisted recovery, audit"),
         (name = "admin", description = "Policy and staff accounts (portal administrators)")
     )
@@ -39,5 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(hooks::router())
         .merge(passwords::router())
         .merge(recovery::router())
+        .merge(enrollment::router())
         .merge(staff::router())
 }

@@ -1,0 +1,158 @@
+//! First access (API.md, "Patient: enrollment"): a clinic-issued activation
+//! code with the date of birth (and postal code when the policy asks) opens
+//! a short-lived enrollment; the patient then chooses a username and a
+//! password, and signs in like everyone else. Every failure of the code step
+//! is the same `invalid_code`.
+
+use crate::passwords::Replacing;
+use crate::signin::internal;
+use crate::{ClientInfo, ServiceError, ServiceResult, Services};
+use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
+use carekey_domain::identifiers::{DateOfBirth, Username};
+use carekey_domain::model::NewAccount;
+use carekey_domain::password_rules::PersonalInfo;
+use carekey_domain::ports::{ActivationRedemption, NewToken, TokenState};
+use carekey_domain::rate_limit::{client_key, RateLimit};
+use carekey_domain::recovery::normalise_crockford;
+use carekey_domain::secret::Password;
+use carekey_domain::token::{OpaqueToken, TokenHash, TokenPurpose};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use tracing::instrument;
+
+/// How long a patient has to choose a username and password once the code was accepted.
+const ENROLLMENT_MINUTES: i64 = 30;
+
+/// An accepted activation code: the token for the next step, once.
+#[derive(Debug)]
+pub struct EnrollmentStarted {
+    pub enrollment_token: OpaqueToken,
+    pub expires_at: DateTime<Utc>,
+    pub given_name: String,
+}
+
+impl Services {
+    /// `POST /api/v1/enrollment`.
+    #[instrument(skip_all)]
+    pub async fn start_enrollment(
+        &self,
+        code: &str,
+        date_of_birth: &str,
+        postal_code: Option<&str>,
+        client: &ClientInfo,
+    ) -> ServiceResult<EnrollmentStarted> {
+        let date_of_birth = DateOfBirth::parse(date_of_birth)
+            .map_err(|e| ServiceError::invalid("date_of_birth", e.to_string()))?;
+        let policy = self.store.load_policy().await?;
+        let now = self.clock.now();
+        let token = OpaqueToken::generate();
+        let expires_at = now + Duration::minutes(ENROLLMENT_MINUTES);
+        let redemption = ActivationRedemption {
+            code_hash: TokenHash::of(&normalise_crockford(code).unwrap_or_default()),
+            date_of_birth,
+            postal_code: postal_code.map(str::to_owned),
+            require_postal_code: policy.activation.require_postal_code,
+            at: now,
+            offer: NewToken {
+                hash: token.hash(),
+                purpose: TokenPurpose::Enrollment,
+                account: None,
+                patient: None,
+                flow: None,
+                attempts: None,
+                expires_at,
+            },
+        };
+        let limits = [RateLimit::new(
+            format!("enrollment:ip:{}", client_key(client.ip.as_deref())),
+            policy.recovery.per_ip_per_15_minutes,
+            Duration::minutes(15),
+        )];
+        let event = AuditEvent::new(
+            now,
+            Actor::Anonymous,
+            AuditAction::EnrollmentCodeAccepted,
+            Outcome::Success,
+        )
+        .ip(client.ip.clone());
+        match self
+            .store
+            .redeem_activation(&redemption, &limits, event)
+            .await?
+        {
+            Err(wait) => Err(ServiceError::RateLimited {
+                retry_after_seconds: wait.seconds(),
+            }),
+            Ok(None) => Err(ServiceError::InvalidCode {
+                attempts_left: None,
+            }),
+            Ok(Some((_, given_name))) => Ok(EnrollmentStarted {
+                enrollment_token: token,
+                expires_at,
+                given_name,
+            }),
+        }
+    }
+
+    /// `POST /api/v1/enrollment/complete`: the username and password; the
+    /// account is active and the patient signs in next.
+    #[instrument(skip_all)]
+    pub async fn complete_enrollment(
+        &self,
+        token: &OpaqueToken,
+        username: &str,
+        password: &Password,
+        confirm: &Password,
+        client: &ClientInfo,
+    ) -> ServiceResult<String> {
+        let now = self.clock.now();
+        let record = self
+            .store
+            .token(&token.hash(), TokenPurpose::Enrollment, now)
+            .await?
+            .filter(|t| t.state == TokenState::Usable);
+        let Some(patient) = record.and_then(|t| t.patient) else {
+            return Err(ServiceError::TokenExpired);
+        };
+        let username = Username::parse(username)
+            .map_err(|e| ServiceError::invalid("username", e.to_string()))?;
+        if password.expose() != confirm.expose() {
+            return Err(ServiceError::PasswordMismatch);
+        }
+        let details = self
+            .store
+            .patient_record(patient, now)
+            .await?
+            .ok_or(ServiceError::TokenExpired)?;
+        let personal = PersonalInfo {
+            username: Some(username.as_str().to_owned()),
+            given_name: Some(details.given_name.clone()),
+            family_name: Some(details.family_name.clone()),
+            email: details.portal.email.as_ref().map(|e| e.value.clone()),
+            date_of_birth: DateOfBirth::parse(&details.date_of_birth).ok(),
+        };
+        self.require_acceptable(password, &personal, Replacing::Nothing, &[])
+            .await?;
+        let account = NewAccount {
+            patient_id: patient,
+            username: username.clone(),
+            password_hash: self.hasher.hash(password).await.map_err(internal)?,
+        };
+        let event = AuditEvent::new(
+            now,
+            Actor::Anonymous,
+            AuditAction::EnrollmentCompleted,
+            Outcome::Success,
+        )
+        .ip(client.ip.clone())
+        .details(json!({ "username": username.as_str() }));
+        if !self
+            .store
+            .complete_enrollment(&token.hash(), &account, event)
+            .await?
+        {
+            return Err(ServiceError::TokenExpired);
+        }
+        Ok(username.as_str().to_owned())
+    }
+}
