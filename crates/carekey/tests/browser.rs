@@ -523,3 +523,85 @@ async fn a_front_desk_code_lets_the_patient_choose_a_new_password() {
     choose_new_password_and_sign_in(&client, "alex.rivera").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_enrolls_in_spanish_with_a_printed_code() {
+    use carekey_domain::audit::Actor;
+    use carekey_domain::identifiers::DateOfBirth;
+    use carekey_domain::model::NewPatient;
+    use carekey_domain::staff::{StaffMember, Verification, VerificationMethod};
+    let Some((client, _driver)) = browser().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let patient = app
+        .services
+        .create_patient(
+            &NewPatient {
+                mrn: "MRN-JN".into(),
+                given_name: "José".into(),
+                family_name: "Núñez".into(),
+                date_of_birth: DateOfBirth::parse("1949-11-02").unwrap(),
+                postal_code: None,
+                preferred_language: Some("es".into()),
+                email: None,
+                phone: None,
+            },
+            Actor::System,
+        )
+        .await
+        .unwrap();
+    let desk = carekey_service::staff::StaffSession {
+        staff: StaffMember {
+            id: carekey_domain::ids::StaffId::generate(),
+            username: "desk".into(),
+            role: carekey_domain::model::StaffRole::FrontDesk,
+            disabled: false,
+            totp_enrolled: true,
+        },
+        expires_at: app.now(),
+    };
+    let verification = Verification {
+        method: VerificationMethod::PhotoId,
+        note: None,
+    };
+    let (code, _, _) = app
+        .services
+        .staff_invite(&desk, patient, None, &verification)
+        .await
+        .unwrap();
+    let code = code.unwrap();
+
+    client.goto(&app.url("/signin?lang=es")).await.unwrap();
+    click(&client, "a[href='/enroll']").await;
+    wait_for_path(&client, "/enroll").await;
+    assert_eq!(
+        text_of(&client, "h1").await,
+        "Configure su portal del paciente"
+    );
+    fill(&client, "code", &code).await;
+    fill(&client, "birth_month", "11").await;
+    fill(&client, "birth_day", "2").await;
+    fill(&client, "birth_year", "1949").await;
+    click(&client, "form[action='/enroll'] button[type=submit]").await;
+    wait_for_path(&client, "/enroll/account").await;
+    assert!(text_of(&client, "main")
+        .await
+        .contains("Bienvenido(a), José"));
+    fill(&client, "username", "jose.nunez").await;
+    let password = "faroles del puerto brillan";
+    fill(&client, "new_password", password).await;
+    fill(&client, "new_password_confirm", password).await;
+    click(
+        &client,
+        "form[action='/enroll/account'] button[type=submit]",
+    )
+    .await;
+    wait_for_path(&client, "/signin").await;
+    assert!(text_of(&client, "[role=status]")
+        .await
+        .contains("Su cuenta del portal está lista"));
+    submit_sign_in(&client, "jose.nunez", password).await;
+    wait_for_path(&client, "/home").await;
+    client.close().await.unwrap();
+}

@@ -7,6 +7,7 @@
 
 mod account;
 mod dev;
+mod enroll;
 mod recovery;
 mod signin;
 mod staff;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(dev::router())
         .merge(account::router())
         .merge(recovery::router())
+        .merge(enroll::router())
         .merge(staff::router())
         .route("/static/app.css", get(stylesheet))
 }

@@ -133,7 +133,7 @@ impl BirthDate {
     }
 
     /// `YYYY-MM-DD`, or `None` when any part is missing or not a number.
-    fn iso(&self) -> Option<String> {
+    pub fn iso(&self) -> Option<String> {
         let number = |text: &str| text.trim().parse::<u32>().ok();
         let (month, day, year) = (
             number(&self.month)?,

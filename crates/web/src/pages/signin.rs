@@ -44,6 +44,7 @@ struct SigninQuery {
     signed_out: Option<String>,
     ended: Option<String>,
     reset: Option<String>,
+    enrolled: Option<String>,
 }
 
 async fn signin_page(
@@ -64,6 +65,8 @@ async fn signin_page(
         Some(tr.t("signin-session-ended"))
     } else if query.reset.is_some() {
         Some(tr.t("signin-reset-done"))
+    } else if query.enrolled.is_some() {
+        Some(tr.t("signin-enrolled"))
     } else {
         None
     };
