@@ -91,3 +91,46 @@ pub fn presented_staff_token(settings: &WebSettings, headers: &HeaderMap) -> Opt
         })
         .filter(|token| !token.expose().is_empty() && token.expose().len() <= 128)
 }
+
+/// A cookie that carries a one-step token (a reset or an enrollment) to the
+/// pages under one path only: `HttpOnly`, `SameSite=Lax`, and over https
+/// `Secure` with the `__Secure-` prefix (`__Host-` would need path `/`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScopedTokenCookie {
+    /// The name without prefix, e.g. `carekey_reset`.
+    pub name: &'static str,
+    pub secure_name: &'static str,
+    pub path: &'static str,
+}
+
+impl ScopedTokenCookie {
+    fn name(&self, settings: &WebSettings) -> &'static str {
+        if settings.secure_cookies() {
+            self.secure_name
+        } else {
+            self.name
+        }
+    }
+
+    pub fn carrying(&self, settings: &WebSettings, token: &str) -> Cookie<'static> {
+        Cookie::build((self.name(settings), token.to_owned()))
+            .path(self.path)
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(settings.secure_cookies())
+            .build()
+    }
+
+    pub fn removal(&self, settings: &WebSettings) -> Cookie<'static> {
+        let mut cookie = self.carrying(settings, "");
+        cookie.make_removal();
+        cookie
+    }
+
+    pub fn presented(&self, settings: &WebSettings, headers: &HeaderMap) -> Option<OpaqueToken> {
+        CookieJar::from_headers(headers)
+            .get(self.name(settings))
+            .map(|c| OpaqueToken::from_presented(c.value()))
+            .filter(|t| !t.expose().is_empty() && t.expose().len() <= 128)
+    }
+}

@@ -7,6 +7,7 @@ use super::{internal_error, see_other, Chrome, MessagePage, PageContext};
 use crate::client::Client;
 use crate::csrf::CsrfForm;
 use crate::i18n::Tr;
+use crate::session_cookie::ScopedTokenCookie;
 use crate::state::{AppState, WebSettings};
 use askama::Template;
 use axum::extract::State;
@@ -14,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::CookieJar;
 use carekey_domain::password_rules::Rule;
 use carekey_domain::ports::TokenState;
 use carekey_domain::secret::Password;
@@ -30,28 +31,15 @@ pub fn router() -> Router<AppState> {
         .route("/enroll/account", get(account_page).post(account_submit))
 }
 
-fn cookie_name(settings: &WebSettings) -> &'static str {
-    if settings.secure_cookies() {
-        "__Secure-carekey_enroll"
-    } else {
-        "carekey_enroll"
-    }
-}
-
-fn enroll_cookie(settings: &WebSettings, token: &str) -> Cookie<'static> {
-    Cookie::build((cookie_name(settings), token.to_owned()))
-        .path("/enroll")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(settings.secure_cookies())
-        .build()
-}
+/// The cookie that holds the enrollment token between the two steps.
+const ENROLL_COOKIE: ScopedTokenCookie = ScopedTokenCookie {
+    name: "carekey_enroll",
+    secure_name: "__Secure-carekey_enroll",
+    path: "/enroll",
+};
 
 fn presented(settings: &WebSettings, headers: &HeaderMap) -> Option<OpaqueToken> {
-    CookieJar::from_headers(headers)
-        .get(cookie_name(settings))
-        .map(|c| OpaqueToken::from_presented(c.value()))
-        .filter(|t| !t.expose().is_empty() && t.expose().len() <= 128)
+    ENROLL_COOKIE.presented(settings, headers)
 }
 
 #[derive(Template)]
@@ -135,10 +123,8 @@ async fn code_submit(
     {
         Ok(started) => see_other(
             "/enroll/account",
-            CookieJar::new().add(enroll_cookie(
-                &state.settings,
-                started.enrollment_token.expose(),
-            )),
+            CookieJar::new()
+                .add(ENROLL_COOKIE.carrying(&state.settings, started.enrollment_token.expose())),
         ),
         Err(ServiceError::InvalidCode { .. }) => {
             render_code(
@@ -284,11 +270,10 @@ async fn account_submit(
         async move { render_account(state, ctx, headers, status, &username, Some(key), &failed).await }
     };
     match outcome {
-        Ok(_) => {
-            let mut removal = enroll_cookie(&state.settings, "");
-            removal.make_removal();
-            see_other("/signin?enrolled=1", CookieJar::new().add(removal))
-        }
+        Ok(_) => see_other(
+            "/signin?enrolled=1",
+            CookieJar::new().add(ENROLL_COOKIE.removal(&state.settings)),
+        ),
         Err(ServiceError::Conflict(_)) => {
             again(StatusCode::CONFLICT, "enroll-username-taken", vec![]).await
         }

@@ -8,6 +8,7 @@ use super::{internal_error, see_other, Chrome, MessagePage, PageContext};
 use crate::client::Client;
 use crate::csrf::CsrfForm;
 use crate::i18n::Tr;
+use crate::session_cookie::ScopedTokenCookie;
 use crate::state::{AppState, WebSettings};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -15,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
 use carekey_domain::message::Channel;
 use carekey_domain::password_rules::Rule;
 use carekey_domain::policy::Policy;
@@ -51,34 +52,22 @@ pub fn router() -> Router<AppState> {
 
 /// The cookie that holds a reset token between the link and the form. Scoped
 /// to `/reset`, so no other page ever receives it.
-fn reset_cookie_name(settings: &WebSettings) -> &'static str {
-    if settings.secure_cookies() {
-        "__Secure-carekey_reset"
-    } else {
-        "carekey_reset"
-    }
-}
+const RESET_COOKIE: ScopedTokenCookie = ScopedTokenCookie {
+    name: "carekey_reset",
+    secure_name: "__Secure-carekey_reset",
+    path: "/reset",
+};
 
 fn reset_cookie(settings: &WebSettings, token: &str) -> Cookie<'static> {
-    Cookie::build((reset_cookie_name(settings), token.to_owned()))
-        .path("/reset")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(settings.secure_cookies())
-        .build()
+    RESET_COOKIE.carrying(settings, token)
 }
 
 fn reset_cookie_removal(settings: &WebSettings) -> Cookie<'static> {
-    let mut cookie = reset_cookie(settings, "");
-    cookie.make_removal();
-    cookie
+    RESET_COOKIE.removal(settings)
 }
 
 fn presented_reset_token(settings: &WebSettings, headers: &HeaderMap) -> Option<OpaqueToken> {
-    CookieJar::from_headers(headers)
-        .get(reset_cookie_name(settings))
-        .map(|c| OpaqueToken::from_presented(c.value()))
-        .filter(|t| !t.expose().is_empty() && t.expose().len() <= 128)
+    RESET_COOKIE.presented(settings, headers)
 }
 
 /// Hands a granted reset token to the browser and sends it to the form.
