@@ -137,6 +137,11 @@ pub struct NewRecoveryFlow {
     /// with the same key are revoked.
     pub lookup_key: TokenHash,
     pub parcels: Vec<FlowParcel>,
+    /// For a contact change: the kind (`email`, `phone`) and the new value,
+    /// stored on the account's patient once the code comes back.
+    pub contact: Option<(String, String)>,
+    /// Messages queued with the flow whatever happens (the old contact told).
+    pub notices: Vec<NewMessage>,
     /// Messages one destination may receive per window; a parcel past it is
     /// dropped without a word (the answer stays the same).
     pub per_destination: RateLimit,

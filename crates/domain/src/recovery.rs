@@ -51,6 +51,8 @@ pub enum Purpose {
     Password,
     /// The usernames tied to a contact.
     Username,
+    /// Proving a new email or phone of a signed-in patient.
+    Contact,
 }
 
 impl Purpose {
@@ -58,6 +60,7 @@ impl Purpose {
         match self {
             Purpose::Password => "password",
             Purpose::Username => "username",
+            Purpose::Contact => "contact",
         }
     }
 }
@@ -68,6 +71,7 @@ impl FromStr for Purpose {
         match s {
             "password" => Ok(Purpose::Password),
             "username" => Ok(Purpose::Username),
+            "contact" => Ok(Purpose::Contact),
             other => Err(format!("unknown recovery purpose {other:?}")),
         }
     }

@@ -3,6 +3,7 @@
 //! password hasher, with the organisation's policy read fresh from storage.
 
 pub mod accounts;
+pub mod contacts;
 pub mod enrollment;
 pub mod hashing;
 pub mod messages;

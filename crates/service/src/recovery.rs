@@ -204,6 +204,8 @@ impl Services {
             client_ip: client.ip.clone(),
             lookup_key: identifiers.lookup_key(request.purpose),
             parcels,
+            contact: None,
+            notices: Vec::new(),
             per_destination: RateLimit::new(
                 "recovery:to:",
                 policy.recovery.per_account_per_hour,
@@ -234,7 +236,7 @@ impl Services {
     }
 
     /// The message, code and links for one destination of a flow.
-    fn parcel(
+    pub(crate) fn parcel(
         &self,
         request: &RecoveryRequest,
         flow: FlowId,
@@ -259,11 +261,11 @@ impl Services {
                 data.usernames = accounts.iter().map(|a| a.username.clone()).collect();
                 data.valid_minutes = None;
             }
-            Purpose::Password => {
+            Purpose::Password | Purpose::Contact => {
                 let code = numeric_code(CODE_DIGITS);
                 code_hash_sent = Some(code_hash(flow, &code));
                 data.code = Some(code);
-                if request.channel == Channel::Email {
+                if request.purpose == Purpose::Password && request.channel == Channel::Email {
                     for account in &accounts {
                         let token = OpaqueToken::generate();
                         let link = self
@@ -292,6 +294,7 @@ impl Services {
         let kind = match request.purpose {
             Purpose::Password => MessageKind::PasswordReset,
             Purpose::Username => MessageKind::UsernameReminder,
+            Purpose::Contact => MessageKind::ContactVerification,
         };
         let language = request
             .language

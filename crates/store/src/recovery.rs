@@ -253,7 +253,8 @@ macro_rules! impl_recovery_store {
                 .map_err(backend_error)?;
                 sqlx::query(
                     "INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, \
-                     expires_at, lookup_key, client_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     expires_at, lookup_key, client_ip, contact_kind, contact_value) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(flow.id.0)
                 .bind(flow.purpose.as_str())
@@ -263,6 +264,8 @@ macro_rules! impl_recovery_store {
                 .bind(millis(flow.expires_at))
                 .bind(flow.lookup_key.as_bytes())
                 .bind(&flow.client_ip)
+                .bind(flow.contact.as_ref().map(|(kind, _)| kind.as_str()))
+                .bind(flow.contact.as_ref().map(|(_, value)| value.as_str()))
                 .execute(&mut *tx)
                 .await
                 .map_err(backend_error)?;
@@ -334,6 +337,7 @@ macro_rules! impl_recovery_store {
                 if flow.parcels.is_empty() {
                     Self::append_in(&mut tx, &audit).await?;
                 }
+                Self::insert_messages_in(&mut tx, &flow.notices, at).await?;
                 Self::commit(tx).await?;
                 Ok(Ok(sent))
             }
@@ -390,7 +394,7 @@ macro_rules! impl_recovery_store {
             ) -> StoreResult<CodeAttemptResult> {
                 let mut tx = self.begin_write().await?;
                 let row = sqlx::query(concat!(
-                    "SELECT attempts_left, expires_at, finished_at, revoked_at, \
+                    "SELECT attempts_left, expires_at, finished_at, revoked_at, contact_kind, contact_value, \
                      (SELECT COUNT(*) FROM recovery_flow_accounts m WHERE m.flow_id = f.id) AS members, \
                      (SELECT COUNT(*) FROM recovery_flow_accounts m WHERE m.flow_id = f.id \
                        AND m.revoked_at IS NULL) AS live_members \
@@ -460,6 +464,26 @@ macro_rules! impl_recovery_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(backend_error)?;
+                        // A contact change takes effect with its code: the new value, proved.
+                        let kind: Option<String> = row.try_get("contact_kind").map_err(backend_error)?;
+                        let value: Option<String> = row.try_get("contact_value").map_err(backend_error)?;
+                        if let (Some(kind), Some(value)) = (kind, value) {
+                            for (_, patient) in &unlocked {
+                                sqlx::query(
+                                    "INSERT INTO contacts (patient_id, kind, value, verified_by, verified_at, updated_at) \
+                                     VALUES ($1, $2, $3, 'code', $4, $4) ON CONFLICT (patient_id, kind) DO UPDATE SET \
+                                     value = excluded.value, verified_by = 'code', verified_at = excluded.verified_at, \
+                                     updated_at = excluded.updated_at",
+                                )
+                                .bind(patient.0)
+                                .bind(&kind)
+                                .bind(&value)
+                                .bind(millis(attempt.at))
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(backend_error)?;
+                            }
+                        }
                         for (account, patient) in &unlocked {
                             if let Some(offer) = attempt.offers.iter().find(|o| o.account == Some(*account)) {
                                 Self::insert_token_in(&mut tx, offer, None, attempt.at).await?;

@@ -4,6 +4,7 @@
 
 mod enrollment;
 mod hooks;
+mod me;
 mod ops;
 pub mod passwords;
 mod recovery;
@@ -42,5 +43,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(passwords::router())
         .merge(recovery::router())
         .merge(enrollment::router())
+        .merge(me::router())
         .merge(staff::router())
 }

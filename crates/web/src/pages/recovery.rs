@@ -273,8 +273,8 @@ async fn render_forgot(
         csrf: ctx.csrf.clone(),
         purpose: purpose.as_str(),
         action: match purpose {
-            Purpose::Password => "/forgot-password",
             Purpose::Username => "/forgot-username",
+            Purpose::Password | Purpose::Contact => "/forgot-password",
         },
         fields: identifier_fields(&tr, &policy, purpose),
         channels: channel_choices(&tr, &policy, purpose, &form.channel),
