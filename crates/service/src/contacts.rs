@@ -4,7 +4,6 @@
 //! comes back.
 
 use crate::notices::notices;
-use crate::signin::internal;
 use crate::{ClientInfo, ServiceError, ServiceResult, Services};
 use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
 use carekey_domain::identifiers::{Email, PhoneE164};
@@ -51,26 +50,14 @@ impl Services {
         let account = session.account_id;
         let policy = self.store.load_policy().await?;
         let context = self.store.password_context(account, 0).await?;
-        if !self
-            .hasher
-            .verify(password, &context.password_hash)
-            .await
-            .map_err(internal)?
-        {
-            let failed = AuditEvent::new(
-                self.clock.now(),
-                Actor::Patient(account),
-                AuditAction::SignInFailed,
-                Outcome::Failure,
-            )
-            .ip(client.ip.clone())
-            .details(json!({ "reason": "wrong_password_for_contact_change" }));
-            let lock_notices = self.lock_notices(account).await?;
-            self.store
-                .record_sign_in_failure(account, &policy.lockout, failed, &lock_notices)
-                .await?;
-            return Err(ServiceError::InvalidCredentials);
-        }
+        self.require_current_password(
+            account,
+            &context.password_hash,
+            password,
+            client,
+            "wrong_password_for_contact_change",
+        )
+        .await?;
         let (value, channel) = match kind {
             ContactKind::Email => (
                 Email::parse(value)

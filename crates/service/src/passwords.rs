@@ -32,6 +32,40 @@ pub(crate) enum Replacing<'a> {
 }
 
 impl Services {
+    /// Re-authentication of a signed-in patient: a wrong password counts
+    /// toward lockout like a failed sign-in (`reason` goes on its audit event).
+    pub(crate) async fn require_current_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+        typed: &Password,
+        client: &ClientInfo,
+        reason: &str,
+    ) -> ServiceResult<()> {
+        if self
+            .hasher
+            .verify(typed, password_hash)
+            .await
+            .map_err(internal)?
+        {
+            return Ok(());
+        }
+        let policy = self.store.load_policy().await?;
+        let failed = AuditEvent::new(
+            self.clock.now(),
+            Actor::Patient(account),
+            AuditAction::SignInFailed,
+            Outcome::Failure,
+        )
+        .ip(client.ip.clone())
+        .details(serde_json::json!({ "reason": reason }));
+        let lock_notices = self.lock_notices(account).await?;
+        self.store
+            .record_sign_in_failure(account, &policy.lockout, failed, &lock_notices)
+            .await?;
+        Err(ServiceError::InvalidCredentials)
+    }
+
     /// Live feedback for a password being typed: every rule that does not need
     /// stored hashes, with the account's personal details when `account` is
     /// known; and the policy it was checked against, for explaining the rules.
@@ -113,26 +147,14 @@ impl Services {
             .store
             .password_context(account, policy.password.history)
             .await?;
-        if !self
-            .hasher
-            .verify(current, &context.password_hash)
-            .await
-            .map_err(internal)?
-        {
-            let failed = AuditEvent::new(
-                self.clock.now(),
-                Actor::Patient(account),
-                AuditAction::SignInFailed,
-                Outcome::Failure,
-            )
-            .ip(client.ip.clone())
-            .details(serde_json::json!({ "reason": "wrong_current_password" }));
-            let lock_notices = self.lock_notices(account).await?;
-            self.store
-                .record_sign_in_failure(account, &policy.lockout, failed, &lock_notices)
-                .await?;
-            return Err(ServiceError::InvalidCredentials);
-        }
+        self.require_current_password(
+            account,
+            &context.password_hash,
+            current,
+            client,
+            "wrong_current_password",
+        )
+        .await?;
         if new.expose() != confirm.expose() {
             return Err(ServiceError::PasswordMismatch);
         }
