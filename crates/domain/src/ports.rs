@@ -546,6 +546,21 @@ pub trait SessionStore: Send + Sync {
         expiry: &SessionExpiry,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// The account's newest sessions: when each began, from where, on what.
+    async fn recent_sessions(
+        &self,
+        account: AccountId,
+        limit: u32,
+    ) -> StoreResult<Vec<(DateTime<Utc>, Option<String>, Option<String>)>>;
+
+    /// Ends every session of the account but `keep`; how many ended.
+    async fn revoke_other_sessions(
+        &self,
+        account: AccountId,
+        keep: &TokenHash,
+        audit: AuditEvent,
+    ) -> StoreResult<u64>;
+
     /// Ends one session; returns whether a live one was ended.
     async fn revoke_session(&self, id_hash: &TokenHash, audit: AuditEvent) -> StoreResult<bool>;
 }

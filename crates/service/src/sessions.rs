@@ -62,6 +62,36 @@ impl Services {
         })
     }
 
+    /// The patient's newest sign-ins: when, from which address, on what.
+    pub async fn recent_sign_ins(
+        &self,
+        token: &OpaqueToken,
+    ) -> ServiceResult<Vec<(DateTime<Utc>, Option<String>, Option<String>)>> {
+        let session = self.patient_session(token).await?;
+        Ok(self.store.recent_sessions(session.account_id, 5).await?)
+    }
+
+    /// Signs the patient out everywhere but here; how many sessions ended.
+    pub async fn sign_out_elsewhere(
+        &self,
+        token: &OpaqueToken,
+        client: &ClientInfo,
+    ) -> ServiceResult<u64> {
+        let session = self.patient_session(token).await?;
+        let event = AuditEvent::new(
+            self.clock.now(),
+            Actor::Patient(session.account_id),
+            AuditAction::SessionEnded,
+            Outcome::Success,
+        )
+        .ip(client.ip.clone())
+        .details(serde_json::json!({ "reason": "signed_out_elsewhere" }));
+        Ok(self
+            .store
+            .revoke_other_sessions(session.account_id, &token.hash(), event)
+            .await?)
+    }
+
     /// Ends the session the token names. `Unauthenticated` when it was not live.
     #[instrument(skip_all)]
     pub async fn sign_out(&self, token: &OpaqueToken, client: &ClientInfo) -> ServiceResult<()> {

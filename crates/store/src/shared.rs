@@ -960,6 +960,49 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn recent_sessions(
+                &self,
+                account: AccountId,
+                limit: u32,
+            ) -> StoreResult<Vec<(chrono::DateTime<chrono::Utc>, Option<String>, Option<String>)>> {
+                let rows = sqlx::query(
+                    "SELECT created_at, ip, user_agent FROM sessions WHERE account_id = $1 \
+                     ORDER BY created_at DESC LIMIT $2",
+                )
+                .bind(account.0)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            from_millis(row.try_get("created_at").map_err(backend_error)?),
+                            row.try_get("ip").map_err(backend_error)?,
+                            row.try_get("user_agent").map_err(backend_error)?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn revoke_other_sessions(&self, account: AccountId, keep: &TokenHash, audit: AuditEvent) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL AND id_hash <> $3",
+                )
+                .bind(account.0)
+                .bind(millis(audit.at))
+                .bind(keep.as_bytes())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let mut event = audit.account(account);
+                event.details["sessions_ended"] = done.rows_affected().into();
+                Self::append_in(&mut tx, &event).await?;
+                Self::commit(tx).await?;
+                Ok(done.rows_affected())
+            }
+
             async fn revoke_session(&self, id_hash: &TokenHash, audit: AuditEvent) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
                 let row = sqlx::query(

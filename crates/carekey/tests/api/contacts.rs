@@ -4,10 +4,14 @@
 
 use crate::helpers::{TestApp, PASSWORD};
 use crate::on_both_backends;
+use crate::pages::csrf_field;
 use carekey_domain::message::MessageKind;
 use serde_json::{json, Value};
 
-on_both_backends!(a_new_email_is_proved_by_a_code_and_the_old_one_is_told);
+on_both_backends!(
+    a_new_email_is_proved_by_a_code_and_the_old_one_is_told,
+    the_account_page_changes_a_phone_and_signs_out_other_devices,
+);
 
 async fn call(
     app: &TestApp,
@@ -131,5 +135,108 @@ async fn a_new_email_is_proved_by_a_code_and_the_old_one_is_told(app: TestApp) {
     assert_eq!(
         app.sign_in("alex@example.com", PASSWORD).await.status(),
         401
+    );
+}
+
+async fn the_account_page_changes_a_phone_and_signs_out_other_devices(app: TestApp) {
+    app.patient_with(
+        "alex",
+        "Alex",
+        Some("alex@example.com"),
+        Some("210-555-0142"),
+    )
+    .await;
+    let elsewhere = app.session_token("alex").await;
+    let page = app
+        .client
+        .get(app.url("/signin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_field(&page);
+    let form = |fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.clone())];
+        all.extend(fields.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        all.into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<Vec<(String, String)>>()
+    };
+    let post = |path: &str, fields: Vec<(String, String)>| {
+        app.client.post(app.url(path)).form(&fields).send()
+    };
+    let signed_in = post(
+        "/signin",
+        form(&[("login", "alex"), ("password", PASSWORD)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(signed_in.status(), 303);
+
+    let account = app.client.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(account.status(), 200);
+    let text = account.text().await.unwrap();
+    assert!(text.contains("+12105550142") && text.contains("alex@example.com"));
+
+    let wrong = post(
+        "/account/contacts/phone",
+        form(&[
+            ("value", "210-555-0199"),
+            ("password", "not my password at all"),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let sent = post(
+        "/account/contacts/phone",
+        form(&[("value", "210-555-0199"), ("password", PASSWORD)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent.status(), 303);
+    let verify = sent.headers()["location"].to_str().unwrap().to_owned();
+    assert!(verify.starts_with("/account/verify/"));
+    let code = app
+        .messages(10)
+        .await
+        .into_iter()
+        .find(|m| m.kind == MessageKind::ContactVerification)
+        .unwrap()
+        .data
+        .code
+        .unwrap();
+    let done = post(&verify, form(&[("code", &code)])).await.unwrap();
+    assert_eq!(done.status(), 303);
+    let text = app
+        .client
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("+12105550199"), "{text}");
+
+    assert_eq!(app.current_session(&elsewhere).await.status(), 200);
+    let out = post("/account/signout-others", form(&[])).await.unwrap();
+    assert_eq!(out.status(), 303);
+    assert_eq!(
+        app.current_session(&elsewhere).await.status(),
+        401,
+        "the other device is signed out"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "this one is not"
     );
 }

@@ -8,6 +8,7 @@
 mod account;
 mod dev;
 mod enroll;
+mod me;
 mod recovery;
 mod signin;
 mod staff;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(account::router())
         .merge(recovery::router())
         .merge(enroll::router())
+        .merge(me::router())
         .merge(staff::router())
         .route("/static/app.css", get(stylesheet))
 }
