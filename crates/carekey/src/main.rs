@@ -84,6 +84,12 @@ enum Command {
 enum PatientCommand {
     /// Import FHIR R4 patients (a Patient or a Bundle, JSON) from a file.
     Import { file: std::path::PathBuf },
+    /// Send an enrollment invitation to every patient without a portal account
+    /// (by verified email, else by verified text).
+    Invite {
+        #[arg(long, required = true)]
+        all_without_account: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -292,6 +298,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for skipped in &report.skipped {
                 println!("  entry {}: {}", skipped.index, skipped.reason);
             }
+            Ok(())
+        }
+        Command::Patient {
+            command: PatientCommand::Invite { .. },
+        } => {
+            let (by_email, by_text, left_out) = services
+                .invite_all_without_account()
+                .await
+                .map_err(|e| anyhow::anyhow!("invitations failed: {}", describe(e)))?;
+            println!(
+                "invited {} by email and {} by text; {} without a verified contact were left out (invite them from the staff console, printed)",
+                by_email, by_text, left_out
+            );
             Ok(())
         }
         Command::ResetCode { mrn } => {

@@ -381,6 +381,9 @@ pub trait StaffConsoleStore: Send + Sync {
 
     async fn list_staff(&self) -> StoreResult<Vec<crate::staff::StaffMember>>;
 
+    /// Every patient without a portal account, oldest record first.
+    async fn patients_without_account(&self) -> StoreResult<Vec<PatientId>>;
+
     /// Disables a staff user and ends their sessions; `false` for an unknown id.
     async fn disable_staff(
         &self,

@@ -436,6 +436,51 @@ impl Services {
         verification: &Verification,
     ) -> ServiceResult<(Option<String>, DateTime<Utc>, Option<MessageId>)> {
         require_attestation(verification)?;
+        self.invite(
+            session.actor(),
+            patient,
+            channel,
+            attested(verification, json!({})),
+        )
+        .await
+    }
+
+    /// `carekey patient invite --all-without-account`: every patient without
+    /// an account is sent a code by verified email, else by verified text.
+    /// Returns (by email, by text, left out for want of a verified contact).
+    pub async fn invite_all_without_account(&self) -> ServiceResult<(u32, u32, u32)> {
+        let (mut by_email, mut by_text, mut left_out) = (0, 0, 0);
+        for patient in self.store.patients_without_account().await? {
+            let record = self.patient_record(patient).await?;
+            let channel = if record.portal.email.as_ref().is_some_and(|c| c.verified) {
+                by_email += 1;
+                Channel::Email
+            } else if record.portal.phone.as_ref().is_some_and(|c| c.verified) {
+                by_text += 1;
+                Channel::Sms
+            } else {
+                left_out += 1;
+                continue;
+            };
+            self.invite(
+                Actor::System,
+                patient,
+                Some(channel),
+                json!({ "via": "bulk" }),
+            )
+            .await?;
+        }
+        Ok((by_email, by_text, left_out))
+    }
+
+    /// An invitation by `actor`, with `details` on its audit event.
+    async fn invite(
+        &self,
+        actor: Actor,
+        patient: PatientId,
+        channel: Option<Channel>,
+        details: serde_json::Value,
+    ) -> ServiceResult<(Option<String>, DateTime<Utc>, Option<MessageId>)> {
         let record = self.patient_record(patient).await?;
         if record.portal.account_id.is_some() {
             return Err(ServiceError::invalid(
@@ -492,17 +537,11 @@ impl Services {
                 })
             }
         };
-        let event = AuditEvent::new(
-            now,
-            session.actor(),
-            AuditAction::InvitationIssued,
-            Outcome::Success,
-        )
-        .patient(patient)
-        .details(attested(
-            verification,
-            json!({ "channel": channel.map_or("print", |c| c.as_str()) }),
-        ));
+        let mut details = details;
+        details["channel"] = channel.map_or("print", |c| c.as_str()).into();
+        let event = AuditEvent::new(now, actor, AuditAction::InvitationIssued, Outcome::Success)
+            .patient(patient)
+            .details(details);
         self.store
             .issue_activation(&stored, message.as_ref(), event)
             .await?;

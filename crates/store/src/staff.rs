@@ -249,6 +249,17 @@ macro_rules! impl_staff_store {
                 rows.iter().map(member_of).collect()
             }
 
+            async fn patients_without_account(&self) -> StoreResult<Vec<PatientId>> {
+                let ids: Vec<Uuid> = sqlx::query_scalar(
+                    "SELECT p.id FROM patients p WHERE NOT EXISTS \
+                     (SELECT 1 FROM portal_accounts a WHERE a.patient_id = p.id) ORDER BY p.created_at",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_error)?;
+                Ok(ids.into_iter().map(PatientId).collect())
+            }
+
             async fn disable_staff(&self, staff: StaffId, audit: AuditEvent) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query("UPDATE staff_users SET disabled = TRUE WHERE id = $1")

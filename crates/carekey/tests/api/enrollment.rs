@@ -16,6 +16,7 @@ on_both_backends!(
     a_printed_code_enrolls_the_patient_who_then_signs_in,
     an_emailed_code_arrives_and_a_new_code_voids_the_old,
     a_wrong_code_and_a_wrong_birth_date_answer_alike,
+    the_command_line_invites_everyone_without_an_account,
 );
 
 const PASSWORD: &str = "harbor lanterns glow at dusk";
@@ -152,4 +153,27 @@ async fn a_wrong_code_and_a_wrong_birth_date_answer_alike(app: TestApp) {
         400,
         "five wrong birth dates end the code"
     );
+}
+
+async fn the_command_line_invites_everyone_without_an_account(app: TestApp) {
+    app.patient("alex", "Alex").await;
+    unenrolled(&app).await;
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_carekey"))
+        .args(["patient", "invite", "--all-without-account"])
+        .env("CAREKEY_DATABASE_URL", &app.settings.database_url)
+        .env("CAREKEY_DATA_DIR", &app.settings.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(said.contains("invited 1 by email and 0 by text"), "{said}");
+    let messages = app.messages(5).await;
+    assert_eq!(messages.len(), 1, "alex has an account already");
+    assert_eq!(messages[0].recipient, "jose.nunez@example.com");
+    let code = messages[0].data.code.clone().unwrap();
+    assert_eq!(start(&app, &code, "1949-11-02").await.status(), 200);
 }
