@@ -106,4 +106,37 @@ async fn staff_pages_act_on_the_record_with_an_identity_check(app: TestApp) {
     assert_eq!(disabled.status(), 303);
     let record = get(record_path).await.text().await.unwrap();
     assert!(record.contains(">disabled<"), "{record}");
+
+    // A printed invitation is a letter in the patient's language.
+    let created: Value = reqwest::Client::new()
+        .post(app.url("/api/v1/staff/patients"))
+        .bearer_auth(&token)
+        .json(&json!({ "mrn": "MRN-JN", "given_name": "José", "family_name": "Núñez", "date_of_birth": "1949-11-02", "preferred_language": "es" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let invite = app
+        .client
+        .post(app.url(&format!(
+            "/staff/patients/{}/invite",
+            created["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&token)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("method", "photo_id"),
+            ("channel", "print"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invite.status(), 201);
+    let letter = invite.text().await.unwrap();
+    assert!(
+        letter.contains("Estimado(a) José") && letter.contains("/enroll"),
+        "{letter}"
+    );
 }

@@ -218,8 +218,6 @@ staff-action-contacts = Correct the email or phone
 staff-done-disabled = Portal account disabled.
 staff-done-contacts = Contact details corrected; the old contact was told.
 staff-done-invited = Invitation sent.
-staff-invite-title = Portal activation code
-staff-invite-steps = The patient goes to the portal's enrollment page and types this code with their date of birth, then chooses a username and password.
 
 enroll-title = Set up your patient portal
 enroll-intro = Type the activation code from the clinic and your date of birth.
@@ -253,3 +251,11 @@ account-signout-others = Sign out of all other devices
 account-signed-out-others = You were signed out everywhere else.
 account-back = Back to your portal
 home-account = Your account and contact details
+
+letter-title = Your patient portal activation code
+letter-greeting = Dear { $name },
+letter-intro = You can now see your visits, results and messages online in our patient portal. To set it up:
+letter-step-open = Go to { $address } on a computer or phone.
+letter-step-code = Type the activation code below and your date of birth.
+letter-step-choose = Choose a username and a password.
+letter-expires = The code works once, until { $date }.

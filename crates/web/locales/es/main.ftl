@@ -218,8 +218,6 @@ staff-action-contacts = Corregir el correo o el teléfono
 staff-done-disabled = Cuenta del portal desactivada.
 staff-done-contacts = Datos de contacto corregidos; se avisó al contacto anterior.
 staff-done-invited = Invitación enviada.
-staff-invite-title = Código de activación del portal
-staff-invite-steps = El paciente entra a la página de inscripción del portal y escribe este código con su fecha de nacimiento; luego elige un nombre de usuario y una contraseña.
 
 enroll-title = Configure su portal del paciente
 enroll-intro = Escriba el código de activación que le dio la clínica y su fecha de nacimiento.
@@ -253,3 +251,11 @@ account-signout-others = Cerrar la sesión en todos los demás dispositivos
 account-signed-out-others = Se cerró su sesión en todos los demás lugares.
 account-back = Volver a su portal
 home-account = Su cuenta y sus datos de contacto
+
+letter-title = Su código de activación del portal del paciente
+letter-greeting = Estimado(a) { $name }:
+letter-intro = Ya puede ver sus citas, resultados y mensajes en línea en nuestro portal del paciente. Para configurarlo:
+letter-step-open = Vaya a { $address } en una computadora o un teléfono.
+letter-step-code = Escriba el código de activación de abajo y su fecha de nacimiento.
+letter-step-choose = Elija un nombre de usuario y una contraseña.
+letter-expires = El código funciona una sola vez, hasta el { $date }.

@@ -401,9 +401,22 @@ impl ActionForm {
 struct CodePage {
     tr: Tr,
     chrome: Chrome,
-    title_key: &'static str,
-    steps_key: &'static str,
     patient_id: String,
+    code: String,
+    expires: String,
+}
+
+/// The printable invitation letter, in the patient's language.
+#[derive(Template)]
+#[template(path = "staff/letter.html")]
+struct LetterPage {
+    tr: Tr,
+    chrome: Chrome,
+    staff_back: String,
+    staff_print: String,
+    patient_id: String,
+    given_name: String,
+    enroll_url: String,
     code: String,
     expires: String,
 }
@@ -455,8 +468,6 @@ async fn reset_code(
             let tr = ctx.tr(None);
             let page = CodePage {
                 chrome: ctx.chrome(&tr),
-                title_key: "staff-code-title",
-                steps_key: "staff-code-steps",
                 patient_id: id,
                 code,
                 expires: expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -599,12 +610,28 @@ async fn invite(
         .await
     {
         Ok((Some(code), expires_at, _)) => {
-            let tr = ctx.tr(None);
-            let page = CodePage {
+            // The letter is in the patient's language; the staff links in the staff member's.
+            let Ok(record) = state.services.patient_record(patient).await else {
+                return internal_error(&state.settings, &headers);
+            };
+            let staff_tr = ctx.tr(None);
+            let tr = record
+                .preferred_language
+                .as_deref()
+                .and_then(carekey_domain::model::Language::from_tag)
+                .map_or(staff_tr, Tr::new);
+            let page = LetterPage {
                 chrome: ctx.chrome(&tr),
-                title_key: "staff-invite-title",
-                steps_key: "staff-invite-steps",
+                staff_back: staff_tr.t("staff-back-to-record"),
+                staff_print: staff_tr.t("staff-print"),
                 patient_id: id,
+                given_name: record.given_name,
+                enroll_url: state
+                    .settings
+                    .public_url
+                    .join("enroll")
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
                 code,
                 expires: expires_at.format("%Y-%m-%d").to_string(),
                 tr,
