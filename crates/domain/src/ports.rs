@@ -257,6 +257,14 @@ pub trait RecoveryStore: Send + Sync {
 
     async fn recovery_flow(&self, flow: FlowId) -> StoreResult<Option<FlowSummary>>;
 
+    /// Counts each limit once, in one transaction; the longest wait among
+    /// those that refuse.
+    async fn hit_rate_limits(
+        &self,
+        limits: &[RateLimit],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<RetryAfter>>;
+
     /// Checks a code under the flow's row lock: counts the attempt, closes the
     /// flow when accepted or out of attempts, and stores the offered reset
     /// tokens of the accounts the code unlocks.

@@ -13,6 +13,7 @@ use carekey_domain::message::{Channel, MessageData, MessageKind, NewMessage};
 use carekey_domain::model::{Language, SessionOwner};
 use carekey_domain::policy::Policy;
 use carekey_domain::ports::{NewSession, NewToken, NoticeContacts, PatientQuery};
+use carekey_domain::rate_limit::{client_key, RateLimit};
 use carekey_domain::secret::Password;
 use carekey_domain::session::SessionExpiry;
 use carekey_domain::staff::{
@@ -473,6 +474,71 @@ impl Services {
         Ok((by_email, by_text, left_out))
     }
 
+    /// Self-registration, when the policy turns it on: a patient whose given
+    /// name, family name, date of birth and postal code match exactly one
+    /// record without an account is sent an activation code at a verified
+    /// contact already on file. The answer is the same whatever matched.
+    pub async fn request_activation_code(
+        &self,
+        given_name: &str,
+        family_name: &str,
+        date_of_birth: &str,
+        postal_code: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<()> {
+        let policy = self.store.load_policy().await?;
+        if !policy.activation.self_registration {
+            return Err(ServiceError::Forbidden);
+        }
+        let born = DateOfBirth::parse(date_of_birth)
+            .map_err(|e| ServiceError::invalid("date_of_birth", e.to_string()))?;
+        let now = self.clock.now();
+        let limits = [RateLimit::new(
+            format!("self_registration:ip:{}", client_key(client.ip.as_deref())),
+            policy.recovery.per_ip_per_15_minutes,
+            chrono::Duration::minutes(15),
+        )];
+        if let Some(wait) = self.store.hit_rate_limits(&limits, now).await? {
+            return Err(ServiceError::RateLimited {
+                retry_after_seconds: wait.seconds(),
+            });
+        }
+        let same = |a: &str, b: &str| fold(a) == fold(b) && !fold(a).is_empty();
+        let matches: Vec<PatientSummary> = self
+            .store
+            .search_patients(&PatientQuery::DateOfBirth(born), now, 50)
+            .await?
+            .into_iter()
+            .filter(|p| same(&p.given_name, given_name) && same(&p.family_name, family_name))
+            .collect();
+        let [only] = matches.as_slice() else {
+            return Ok(());
+        };
+        let record = self.patient_record(only.id).await?;
+        let postal_ok = record
+            .postal_code
+            .as_deref()
+            .is_some_and(|on_file| same(on_file, postal_code));
+        if record.portal.account_id.is_some() || !postal_ok {
+            return Ok(());
+        }
+        let channel = if record.portal.email.as_ref().is_some_and(|c| c.verified) {
+            Channel::Email
+        } else if record.portal.phone.as_ref().is_some_and(|c| c.verified) {
+            Channel::Sms
+        } else {
+            return Ok(());
+        };
+        self.invite(
+            Actor::Anonymous,
+            only.id,
+            Some(channel),
+            json!({ "via": "self_registration" }),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// An invitation by `actor`, with `details` on its audit event.
     async fn invite(
         &self,
@@ -785,6 +851,16 @@ impl Services {
             skipped,
         })
     }
+}
+
+/// A name or postal code as compared for self-registration: case, spaces,
+/// dashes and accents ignored.
+fn fold(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfkd()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Merges `change` into `target`: objects key by key, anything else replaced.

@@ -342,6 +342,13 @@ macro_rules! impl_recovery_store {
                 Ok(Ok(sent))
             }
 
+            async fn hit_rate_limits(&self, limits: &[RateLimit], at: DateTime<Utc>) -> StoreResult<Option<RetryAfter>> {
+                let mut tx = self.begin_write().await?;
+                let wait = Self::hit_all_in(&mut tx, limits, at).await?;
+                Self::commit(tx).await?;
+                Ok(wait)
+            }
+
             async fn recovery_flow(&self, flow: FlowId) -> StoreResult<Option<FlowSummary>> {
                 let row = sqlx::query(
                     "SELECT purpose, channel, attempts_left, expires_at, finished_at, revoked_at, \

@@ -17,6 +17,7 @@ on_both_backends!(
     an_emailed_code_arrives_and_a_new_code_voids_the_old,
     a_wrong_code_and_a_wrong_birth_date_answer_alike,
     the_command_line_invites_everyone_without_an_account,
+    self_registration_sends_a_code_only_to_a_contact_on_file,
 );
 
 const PASSWORD: &str = "harbor lanterns glow at dusk";
@@ -176,4 +177,37 @@ async fn the_command_line_invites_everyone_without_an_account(app: TestApp) {
     assert_eq!(messages[0].recipient, "jose.nunez@example.com");
     let code = messages[0].data.code.clone().unwrap();
     assert_eq!(start(&app, &code, "1949-11-02").await.status(), 200);
+}
+
+async fn self_registration_sends_a_code_only_to_a_contact_on_file(app: TestApp) {
+    unenrolled(&app).await;
+    let ask = |given: &'static str, postal: &'static str| {
+        let app = &app;
+        async move {
+            app.post_json(
+                "/api/v1/enrollment/request",
+                json!({ "given_name": given, "family_name": "NUNEZ", "date_of_birth": "1949-11-02", "postal_code": postal }),
+            )
+            .await
+        }
+    };
+    assert_eq!(ask("Jose", "78205").await.status(), 403, "off by default");
+    app.set_policy(|policy| policy.activation.self_registration = true)
+        .await;
+    let wrong = ask("Jose", "78206").await;
+    assert_eq!(wrong.status(), 202);
+    assert!(
+        app.messages(5).await.is_empty(),
+        "a wrong postal code sends nothing"
+    );
+    let right = ask("josé", "78205").await;
+    assert_eq!(right.status(), 202);
+    let (a, b): (Value, Value) = (wrong.json().await.unwrap(), right.json().await.unwrap());
+    assert_eq!(a, b, "the same answer either way");
+    let messages = app.messages(5).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0].recipient, "jose.nunez@example.com",
+        "only to the contact on file"
+    );
 }

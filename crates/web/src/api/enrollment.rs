@@ -21,6 +21,53 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start))
         .routes(routes!(complete))
+        .routes(routes!(request_code))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SelfRegistration {
+    pub given_name: String,
+    pub family_name: String,
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: String,
+    pub postal_code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Requested {
+    pub message: String,
+}
+
+/// Self-registration (when the organisation's policy enables it): a code goes
+/// to a verified contact already on file of the one patient these details
+/// match. The same answer whatever matched.
+#[utoipa::path(post, path = "/api/v1/enrollment/request", tag = "enrollment", request_body = SelfRegistration,
+    responses((status = 202, body = Requested),
+        (status = 403, description = "`forbidden`: self-registration is off", body = Problem),
+        (status = 422, body = Problem), (status = 429, body = Problem)))]
+async fn request_code(
+    State(state): State<AppState>,
+    Client(client): Client,
+    languages: LanguageSignals,
+    ApiJson(body): ApiJson<SelfRegistration>,
+) -> Result<(StatusCode, Json<Requested>), ApiError> {
+    state
+        .services
+        .request_activation_code(
+            &body.given_name,
+            &body.family_name,
+            &body.date_of_birth,
+            &body.postal_code,
+            &client,
+        )
+        .await?;
+    let tr = Tr::new(languages.resolve());
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Requested {
+            message: tr.t("recovery-accepted"),
+        }),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
