@@ -86,7 +86,10 @@ async fn main() -> anyhow::Result<()> {
         AuditAction::PatientsImported,
         Outcome::Success,
     );
-    services.store.import_patients(&patients, event).await?;
+    services
+        .store
+        .import_patients(&patients, event, None)
+        .await?;
     let backend = database_url.split(':').next().unwrap_or("?").to_owned();
     println!(
         "{backend}: seeded {count} patients in {:.1} s",

@@ -284,10 +284,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let document: serde_json::Value = serde_json::from_slice(&text)
                 .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", file.display()))?;
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} patients ({eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let progress = |done: u64, total: u64| {
+                bar.set_length(total);
+                bar.set_position(done);
+            };
             let report = services
-                .import_patients(&document, Actor::System)
+                .import_patients(&document, Actor::System, Some(&progress))
                 .await
                 .map_err(|e| anyhow::anyhow!("import failed: {}", describe(e)))?;
+            bar.finish_and_clear();
             println!(
                 "imported {}: {} created, {} updated, {} skipped",
                 file.display(),

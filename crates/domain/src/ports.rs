@@ -479,10 +479,12 @@ pub trait PatientStore: Send + Sync {
 
     /// Creates or updates (by MRN) every patient in one transaction, contacts
     /// verified by the EHR; returns how many were created and updated.
+    /// `progress` hears how many patients are written so far.
     async fn import_patients(
         &self,
         patients: &[NewPatient],
         audit: AuditEvent,
+        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
     ) -> StoreResult<(u32, u32)>;
 }
 

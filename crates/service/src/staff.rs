@@ -828,6 +828,7 @@ impl Services {
         &self,
         document: &serde_json::Value,
         actor: Actor,
+        progress: Option<&(dyn Fn(u64, u64) + Send + Sync)>,
     ) -> ServiceResult<ImportReport> {
         let carekey_domain::fhir::FhirPatients { patients, skipped } =
             carekey_domain::fhir::read_patients(
@@ -844,7 +845,17 @@ impl Services {
             Outcome::Success,
         )
         .details(json!({ "skipped": skipped.len() }));
-        let (created, updated) = self.store.import_patients(&patients, event).await?;
+        let total = patients.len() as u64;
+        let written = |done: u64| {
+            if let Some(progress) = progress {
+                progress(done, total);
+            }
+        };
+        let (created, updated) = self
+            .store
+            .import_patients(&patients, event, Some(&written))
+            .await?;
+        written(total);
         Ok(ImportReport {
             created,
             updated,

@@ -507,11 +507,19 @@ macro_rules! impl_store {
                 Ok(id)
             }
 
-            async fn import_patients(&self, patients: &[NewPatient], audit: AuditEvent) -> StoreResult<(u32, u32)> {
+            async fn import_patients(
+                &self,
+                patients: &[NewPatient],
+                audit: AuditEvent,
+                progress: Option<&(dyn Fn(u64) + Send + Sync)>,
+            ) -> StoreResult<(u32, u32)> {
                 let now = millis(audit.at);
                 let (mut created, mut updated) = (0u32, 0u32);
                 let mut tx = self.begin_write().await?;
-                for patient in patients {
+                for (done, patient) in patients.iter().enumerate() {
+                    if let Some(progress) = progress {
+                        progress(done as u64);
+                    }
                     let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patients WHERE mrn = $1")
                         .bind(&patient.mrn)
                         .fetch_optional(&mut *tx)

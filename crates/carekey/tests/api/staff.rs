@@ -852,6 +852,24 @@ async fn a_fhir_bundle_imports_its_good_entries_and_reports_the_bad(app: TestApp
         "staff"
     );
 
+    let by_command = std::process::Command::new(env!("CARGO_BIN_EXE_carekey"))
+        .args(["patient", "import"])
+        .arg(&path)
+        .env("CAREKEY_DATABASE_URL", &app.settings.database_url)
+        .env("CAREKEY_DATA_DIR", &app.settings.data_dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&by_command.stdout);
+    assert!(
+        by_command.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_command.stderr)
+    );
+    assert!(
+        said.contains("0 created, 12 updated, 4 skipped") && said.contains("entry 14: birthDate"),
+        "{said}"
+    );
+
     let again: Value = import().await.unwrap().json().await.unwrap();
     assert_eq!(
         (again["created"].as_u64(), again["updated"].as_u64()),

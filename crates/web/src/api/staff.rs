@@ -342,6 +342,7 @@ async fn import_patients(
         .import_patients(
             &document,
             carekey_domain::audit::Actor::Staff(session.staff.id),
+            None,
         )
         .await?;
     Ok(Json(ImportBody {
