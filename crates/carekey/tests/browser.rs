@@ -588,6 +588,11 @@ async fn a_patient_enrolls_in_spanish_with_a_printed_code() {
     assert!(text_of(&client, "main")
         .await
         .contains("Bienvenido(a), José"));
+    let ideas = text_of(&client, "#username-ideas").await;
+    assert!(
+        ideas.starts_with("Disponibles:") && ideas.contains("jose.nunez"),
+        "{ideas}"
+    );
     fill(&client, "username", "jose.nunez").await;
     let password = "faroles del puerto brillan";
     fill(&client, "new_password", password).await;

@@ -215,9 +215,55 @@ impl fmt::Display for DateOfBirth {
     }
 }
 
+/// Usernames to suggest to a patient choosing one: their names (accents and
+/// punctuation dropped), with a birth-year variant, each a valid [`Username`].
+pub fn username_ideas(given: &str, family: &str, born: Option<DateOfBirth>) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let plain = |text: &str| -> String {
+        text.nfkd()
+            .filter(char::is_ascii_alphanumeric)
+            .flat_map(|c| c.to_lowercase())
+            .collect()
+    };
+    let (given, family) = (plain(given), plain(family));
+    let year = born
+        .map(|b| b.date().format("%y").to_string())
+        .unwrap_or_default();
+    let initial: String = given.chars().take(1).collect();
+    let ideas = [
+        format!("{given}.{family}"),
+        format!("{given}{family}{year}"),
+        format!("{initial}{family}"),
+        format!("{given}.{family}.{year}"),
+    ];
+    let mut found: Vec<String> = Vec::new();
+    for idea in ideas {
+        if let Ok(username) = Username::parse(&idea) {
+            let idea = username.as_str().to_owned();
+            if !found.contains(&idea) {
+                found.push(idea);
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn username_ideas_are_plain_and_valid() {
+        let born = DateOfBirth::parse("1949-11-02").ok();
+        let ideas = username_ideas("José", "Núñez O'Brien", born);
+        assert_eq!(ideas[0], "jose.nunezobrien");
+        assert!(ideas.contains(&"josenunezobrien49".to_owned()));
+        assert!(ideas.iter().all(|i| Username::parse(i).is_ok()));
+        assert!(
+            username_ideas("李", "王", None).is_empty(),
+            "nothing ASCII to offer"
+        );
+    }
 
     #[test]
     fn usernames_are_trimmed_and_lower_cased() {

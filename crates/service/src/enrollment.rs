@@ -94,6 +94,40 @@ impl Services {
         }
     }
 
+    /// Usernames still free that suit the patient an enrollment token is for.
+    pub async fn username_suggestions(&self, token: &OpaqueToken) -> ServiceResult<Vec<String>> {
+        let now = self.clock.now();
+        let record = self
+            .store
+            .token(&token.hash(), TokenPurpose::Enrollment, now)
+            .await?
+            .filter(|t| t.state == TokenState::Usable);
+        let Some(patient) = record.and_then(|t| t.patient) else {
+            return Ok(Vec::new());
+        };
+        let Some(details) = self.store.patient_record(patient, now).await? else {
+            return Ok(Vec::new());
+        };
+        let ideas = carekey_domain::identifiers::username_ideas(
+            &details.given_name,
+            &details.family_name,
+            DateOfBirth::parse(&details.date_of_birth).ok(),
+        );
+        let mut free = Vec::new();
+        for idea in ideas {
+            let login = carekey_domain::identifiers::Login::parse(&idea).map_err(internal)?;
+            if self
+                .store
+                .find_accounts_for_sign_in(&login)
+                .await?
+                .is_empty()
+            {
+                free.push(idea);
+            }
+        }
+        Ok(free)
+    }
+
     /// `POST /api/v1/enrollment/complete`: the username and password; the
     /// account is active and the patient signs in next.
     #[instrument(skip_all)]

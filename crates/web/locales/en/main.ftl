@@ -259,3 +259,4 @@ letter-step-open = Go to { $address } on a computer or phone.
 letter-step-code = Type the activation code below and your date of birth.
 letter-step-choose = Choose a username and a password.
 letter-expires = The code works once, until { $date }.
+enroll-username-ideas = Free to use:

@@ -259,3 +259,4 @@ letter-step-open = Vaya a { $address } en una computadora o un teléfono.
 letter-step-code = Escriba el código de activación de abajo y su fecha de nacimiento.
 letter-step-choose = Elija un nombre de usuario y una contraseña.
 letter-expires = El código funciona una sola vez, hasta el { $date }.
+enroll-username-ideas = Disponibles:

@@ -167,6 +167,7 @@ struct AccountPage {
     csrf: String,
     given_name: String,
     username: String,
+    suggestions: Vec<String>,
     problem: Option<String>,
     rules: Vec<RuleLine>,
     any_failed: bool,
@@ -213,9 +214,18 @@ async fn render_account(
         (Ok(policy), Ok(record)) => (policy, record),
         _ => return internal_error(&state.settings, headers),
     };
+    let suggestions = match presented(&state.settings, headers) {
+        Some(token) => state
+            .services
+            .username_suggestions(&token)
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let page = AccountPage {
         chrome: ctx.chrome(&tr),
         csrf: ctx.csrf.clone(),
+        suggestions,
         given_name: record.given_name,
         username: username.chars().take(64).collect(),
         problem: problem.map(|key| tr.t(key)),
