@@ -302,10 +302,13 @@ pub trait RecoveryStore: Send + Sync {
     /// Uses an enrollment token and creates the account, in one transaction:
     /// `false` when the token is not usable; `Conflict("username")` when the
     /// username is taken (then nothing is stored and the token still works).
+    /// `new_contacts` (`email`/`phone`, value) are added unverified where the
+    /// patient has none of that kind.
     async fn complete_enrollment(
         &self,
         token: &TokenHash,
         account: &NewAccount,
+        new_contacts: &[(String, String)],
         audit: AuditEvent,
     ) -> StoreResult<bool>;
 

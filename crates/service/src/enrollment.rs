@@ -8,7 +8,7 @@ use crate::passwords::Replacing;
 use crate::signin::internal;
 use crate::{ClientInfo, ServiceError, ServiceResult, Services};
 use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
-use carekey_domain::identifiers::{DateOfBirth, Username};
+use carekey_domain::identifiers::{DateOfBirth, Email, PhoneE164, Username};
 use carekey_domain::model::NewAccount;
 use carekey_domain::password_rules::PersonalInfo;
 use carekey_domain::ports::{ActivationRedemption, NewToken, TokenState};
@@ -19,6 +19,11 @@ use carekey_domain::token::{OpaqueToken, TokenHash, TokenPurpose};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use tracing::instrument;
+
+/// A trimmed value, or `None` when blank.
+fn given(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
 
 /// How long a patient has to choose a username and password once the code was accepted.
 const ENROLLMENT_MINUTES: i64 = 30;
@@ -131,12 +136,16 @@ impl Services {
     /// `POST /api/v1/enrollment/complete`: the username and password; the
     /// account is active and the patient signs in next.
     #[instrument(skip_all)]
+    /// An email or phone given here is added, unverified, where the record has
+    /// none of that kind (the patient confirms it from `/account`); one that
+    /// differs from a contact already on file is refused, so nothing is lost.
     pub async fn complete_enrollment(
         &self,
         token: &OpaqueToken,
         username: &str,
         password: &Password,
         confirm: &Password,
+        contacts: (Option<&str>, Option<&str>),
         client: &ClientInfo,
     ) -> ServiceResult<String> {
         let now = self.clock.now();
@@ -158,6 +167,42 @@ impl Services {
             .patient_record(patient, now)
             .await?
             .ok_or(ServiceError::TokenExpired)?;
+        let mut new_contacts = Vec::new();
+
+        let typed = [
+            (
+                "email",
+                given(contacts.0).map(|e| {
+                    Email::parse(e)
+                        .map(|e| e.as_str().to_owned())
+                        .map_err(|e| e.to_string())
+                }),
+                details.portal.email.as_ref(),
+            ),
+            (
+                "phone",
+                given(contacts.1).map(|p| {
+                    PhoneE164::parse(p, &self.settings.default_region)
+                        .map(|p| p.as_str().to_owned())
+                        .map_err(|e| e.to_string())
+                }),
+                details.portal.phone.as_ref(),
+            ),
+        ];
+        for (kind, value, on_file) in typed {
+            let Some(value) = value else { continue };
+            let value = value.map_err(|why| ServiceError::invalid(kind, why))?;
+            match on_file {
+                None => new_contacts.push((kind.to_owned(), value)),
+                Some(current) if current.value == value => {}
+                Some(_) => {
+                    return Err(ServiceError::invalid(
+                        kind,
+                        "a different one is already on file: change it from your account page after signing in",
+                    ))
+                }
+            }
+        }
         let personal = PersonalInfo {
             username: Some(username.as_str().to_owned()),
             given_name: Some(details.given_name.clone()),
@@ -182,7 +227,7 @@ impl Services {
         .details(json!({ "username": username.as_str() }));
         if !self
             .store
-            .complete_enrollment(&token.hash(), &account, event)
+            .complete_enrollment(&token.hash(), &account, &new_contacts, event)
             .await?
         {
             return Err(ServiceError::TokenExpired);

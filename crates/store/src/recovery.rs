@@ -665,6 +665,7 @@ macro_rules! impl_recovery_store {
                 &self,
                 token: &TokenHash,
                 account: &NewAccount,
+                new_contacts: &[(String, String)],
                 audit: AuditEvent,
             ) -> StoreResult<bool> {
                 let at = millis(audit.at);
@@ -705,6 +706,19 @@ macro_rules! impl_recovery_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(backend_error)?;
+                for (kind, value) in new_contacts {
+                    sqlx::query(
+                        "INSERT INTO contacts (patient_id, kind, value, verified_by, verified_at, updated_at) \
+                         VALUES ($1, $2, $3, NULL, NULL, $4) ON CONFLICT (patient_id, kind) DO NOTHING",
+                    )
+                    .bind(account.patient_id.0)
+                    .bind(kind)
+                    .bind(value)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                }
                 sqlx::query(
                     "UPDATE account_tokens SET revoked_at = $2 WHERE patient_id = $1 \
                      AND purpose IN ('activation', 'enrollment') AND used_at IS NULL AND revoked_at IS NULL",

@@ -18,6 +18,7 @@ on_both_backends!(
     a_wrong_code_and_a_wrong_birth_date_answer_alike,
     the_command_line_invites_everyone_without_an_account,
     self_registration_sends_a_code_only_to_a_contact_on_file,
+    contacts_given_at_enrollment_are_kept_never_silently_dropped,
 );
 
 const PASSWORD: &str = "harbor lanterns glow at dusk";
@@ -209,5 +210,42 @@ async fn self_registration_sends_a_code_only_to_a_contact_on_file(app: TestApp) 
     assert_eq!(
         messages[0].recipient, "jose.nunez@example.com",
         "only to the contact on file"
+    );
+}
+
+async fn contacts_given_at_enrollment_are_kept_never_silently_dropped(app: TestApp) {
+    let patient = unenrolled(&app).await;
+    let code = invite(&app, patient, true).await.unwrap();
+    let body: Value = start(&app, &code, "1949-11-02").await.json().await.unwrap();
+    let token = body["enrollment_token"].as_str().unwrap();
+    let with = |email: &str, phone: &str| {
+        json!({ "enrollment_token": token, "username": "jose.n", "password": PASSWORD,
+                "password_confirm": PASSWORD, "email": email, "phone": phone })
+    };
+    let other_email = app
+        .post_json(
+            "/api/v1/enrollment/complete",
+            with("someone.else@example.com", "210-555-0177"),
+        )
+        .await;
+    assert_eq!(other_email.status(), 422, "a different email is on file");
+    let bad_phone = app
+        .post_json(
+            "/api/v1/enrollment/complete",
+            with("jose.nunez@example.com", "12"),
+        )
+        .await;
+    assert_eq!(bad_phone.status(), 422);
+    let done = app
+        .post_json(
+            "/api/v1/enrollment/complete",
+            with("JOSE.NUNEZ@example.com", "210-555-0177"),
+        )
+        .await;
+    assert_eq!(done.status(), 201);
+    let phone: i64 = app.count("SELECT COUNT(*) FROM contacts WHERE kind = 'phone' AND value = '+12105550177' AND verified_by IS NULL").await;
+    assert_eq!(
+        phone, 1,
+        "the new phone is kept, unverified until confirmed"
     );
 }

@@ -210,6 +210,18 @@ impl TestApp {
         self.services.recent_messages(None, limit).await.unwrap()
     }
 
+    /// A number read straight from the app's database (`SELECT COUNT(*) …`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let url = &self.settings.database_url;
+        if url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        } else {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        }
+    }
+
     /// The time on the app's clock.
     pub fn now(&self) -> chrono::DateTime<Utc> {
         carekey_domain::clock::Clock::now(&*self.clock)

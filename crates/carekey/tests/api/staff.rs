@@ -954,23 +954,10 @@ async fn an_invitation_is_printed_or_sent_and_a_new_one_voids_the_old(app: TestA
     assert_eq!(message.kind, MessageKind::Invitation);
     assert_eq!(message.recipient, "+12105550177");
     assert!(message.data.link.unwrap().ends_with("/enroll"));
-    let open: i64 = count(
-        &app,
-        "SELECT COUNT(*) FROM account_tokens WHERE purpose = 'activation' AND revoked_at IS NULL AND used_at IS NULL",
+    let open: i64 = app.count("SELECT COUNT(*) FROM account_tokens WHERE purpose = 'activation' AND revoked_at IS NULL AND used_at IS NULL",
     )
     .await;
     assert_eq!(open, 1, "the printed code was voided by the new one");
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let url = &app.settings.database_url;
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
-    }
 }
 
 async fn the_command_line_makes_a_reset_code_by_mrn(app: TestApp) {

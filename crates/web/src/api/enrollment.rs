@@ -125,6 +125,9 @@ pub struct CompleteBody {
     pub username: String,
     pub password: String,
     pub password_confirm: String,
+    /// Added (unverified) when none is on file; confirm it from `/account`.
+    pub email: Option<String>,
+    pub phone: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -152,6 +155,7 @@ async fn complete(
             &body.username,
             &Password::new(&body.password),
             &Password::new(&body.password_confirm),
+            (body.email.as_deref(), body.phone.as_deref()),
             &client,
         )
         .await;

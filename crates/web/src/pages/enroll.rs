@@ -272,6 +272,7 @@ async fn account_submit(
             &form.username,
             &Password::new(&form.new_password),
             &Password::new(&form.new_password_confirm),
+            (None, None),
             &client,
         )
         .await;
