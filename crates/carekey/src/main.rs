@@ -447,6 +447,23 @@ async fn serve(
     } else {
         None
     };
+    let upkeep = {
+        let services = services.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => match services.housekeeping().await {
+                        Ok(purged) if purged > 0 => tracing::info!(purged, "old rate-limit counters deleted"),
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "housekeeping failed"),
+                    },
+                    _ = stopped.changed() => break,
+                }
+            }
+        })
+    };
     tracing::info!(listen = %settings.listen, public_url = %public_url, "CareKey is serving");
     let app = carekey::app(settings, services);
     let shutdown = async move {
@@ -460,6 +477,7 @@ async fn serve(
         // Let a send in progress finish and record its outcome.
         let _ = worker.await;
     }
+    let _ = upkeep.await;
     Ok(())
 }
 

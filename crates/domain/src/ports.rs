@@ -257,6 +257,9 @@ pub trait RecoveryStore: Send + Sync {
 
     async fn recovery_flow(&self, flow: FlowId) -> StoreResult<Option<FlowSummary>>;
 
+    /// Deletes rate-limit counters whose window began before `before`; how many.
+    async fn purge_rate_limits(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Counts each limit once, in one transaction; the longest wait among
     /// those that refuse.
     async fn hit_rate_limits(

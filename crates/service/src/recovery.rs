@@ -605,6 +605,15 @@ impl Services {
     }
 }
 
+impl Services {
+    /// Periodic upkeep: rate-limit counters of windows long past (every
+    /// limit's window is at most an hour) are deleted. Returns how many.
+    pub async fn housekeeping(&self) -> ServiceResult<u64> {
+        let before = self.clock.now() - Duration::days(1);
+        Ok(self.store.purge_rate_limits(before).await?)
+    }
+}
+
 /// Whether a flow still takes codes at `now`.
 fn is_open(flow: &FlowSummary, now: DateTime<Utc>) -> bool {
     !flow.finished && !flow.revoked && flow.attempts_left > 0 && now < flow.expires_at

@@ -342,6 +342,15 @@ macro_rules! impl_recovery_store {
                 Ok(Ok(sent))
             }
 
+            async fn purge_rate_limits(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
+                    .bind(millis(before))
+                    .execute(&self.writer)
+                    .await
+                    .map_err(backend_error)?;
+                Ok(done.rows_affected())
+            }
+
             async fn hit_rate_limits(&self, limits: &[RateLimit], at: DateTime<Utc>) -> StoreResult<Option<RetryAfter>> {
                 let mut tx = self.begin_write().await?;
                 let wait = Self::hit_all_in(&mut tx, limits, at).await?;

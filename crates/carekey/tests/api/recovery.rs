@@ -32,6 +32,7 @@ on_both_backends!(
     rate_limits_answer_429_alike_for_known_and_unknown,
     unreadable_identifiers_and_policy_misfits_are_422_for_everyone,
     a_reset_refuses_a_near_copy_of_the_old_password,
+    old_rate_limit_counters_are_purged,
 );
 
 async fn recover(app: &TestApp, body: Value) -> reqwest::Response {
@@ -753,4 +754,27 @@ async fn a_reset_refuses_a_near_copy_of_the_old_password(app: TestApp) {
         200,
         "refusals did not use the token"
     );
+}
+
+async fn old_rate_limit_counters_are_purged(app: TestApp) {
+    for i in 0..3 {
+        let body = json!({ "purpose": "username", "channel": "email", "email": format!("someone{i}@example.com") });
+        assert_eq!(recover(&app, body).await.status(), 202);
+    }
+    let counters = app.count("SELECT COUNT(*) FROM rate_limits").await;
+    assert!(
+        counters >= 4,
+        "one per address and per identifier: {counters}"
+    );
+    assert_eq!(
+        app.services.housekeeping().await.unwrap(),
+        0,
+        "nothing old yet"
+    );
+    app.advance(Duration::days(2));
+    assert_eq!(
+        app.services.housekeeping().await.unwrap(),
+        u64::try_from(counters).unwrap()
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM rate_limits").await, 0);
 }
