@@ -127,9 +127,13 @@ async fn submit_sign_in(client: &Client, login: &str, password: &str) {
         .unwrap();
 }
 
+/// The text of the first element matching `css`, waiting for it to appear
+/// (after a form post the new page may still be loading).
 async fn text_of(client: &Client, css: &str) -> String {
     client
-        .find(Locator::Css(css))
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
         .await
         .unwrap()
         .text()
@@ -178,6 +182,8 @@ async fn a_patient_signs_in_and_out_through_the_pages_and_reads_them_in_spanish(
         .await
         .unwrap();
     wait_for_path(&client, "/signin").await;
+    // The path does not change: wait for the Spanish page itself.
+    text_of(&client, "html[lang='es'] h1").await;
     assert_eq!(
         text_of(&client, "h1").await,
         "Entre a su portal del paciente"
