@@ -23,6 +23,14 @@ pub struct PatientSession {
     pub password_expired: bool,
 }
 
+/// A session found live, as [`Services::live_session`] returns it.
+pub(crate) struct LiveSession {
+    pub record: carekey_domain::model::SessionRecord,
+    pub expiry: carekey_domain::session::SessionExpiry,
+    pub policy: carekey_domain::policy::Policy,
+    pub now: DateTime<Utc>,
+}
+
 /// Activity within this long of the last recorded activity is not written again,
 /// so reading pages does not turn every request into a database write.
 const TOUCH_INTERVAL_SECONDS: i64 = 30;
@@ -31,25 +39,11 @@ impl Services {
     /// The patient a session token belongs to, restarting its idle timer.
     #[instrument(skip_all)]
     pub async fn patient_session(&self, token: &OpaqueToken) -> ServiceResult<PatientSession> {
-        let id_hash = token.hash();
-        let record = self
-            .store
-            .find_session(&id_hash)
-            .await?
-            .ok_or(ServiceError::Unauthenticated)?;
-        let now = self.clock.now();
+        let live = self.live_session(token).await?;
+        let (record, expiry, policy, now) = (live.record, live.expiry, live.policy, live.now);
         let SessionOwner::Patient(account_id) = record.owner else {
             return Err(ServiceError::Unauthenticated);
         };
-        if record.revoked || !record.expiry.is_live(now) {
-            return Err(ServiceError::Unauthenticated);
-        }
-        let policy = self.store.load_policy().await?;
-        let mut expiry = record.expiry;
-        if now - record.last_seen_at >= Duration::seconds(TOUCH_INTERVAL_SECONDS) {
-            expiry = expiry.touched(&policy.session, now);
-            self.store.touch_session(&id_hash, &expiry, now).await?;
-        }
         Ok(PatientSession {
             account_id,
             username: record.username,
@@ -59,6 +53,34 @@ impl Services {
             password_expired: record
                 .password_changed_at
                 .is_some_and(|changed| password_expired(&policy.password, changed, now)),
+        })
+    }
+
+    /// Any live session (patient or staff) a token names, its idle timer
+    /// restarted (written at most every [`TOUCH_INTERVAL_SECONDS`]), with the
+    /// policy it was checked against.
+    pub(crate) async fn live_session(&self, token: &OpaqueToken) -> ServiceResult<LiveSession> {
+        let id_hash = token.hash();
+        let record = self
+            .store
+            .find_session(&id_hash)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let now = self.clock.now();
+        if record.revoked || !record.expiry.is_live(now) {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let policy = self.store.load_policy().await?;
+        let mut expiry = record.expiry;
+        if now - record.last_seen_at >= Duration::seconds(TOUCH_INTERVAL_SECONDS) {
+            expiry = expiry.touched(&policy.session, now);
+            self.store.touch_session(&id_hash, &expiry, now).await?;
+        }
+        Ok(LiveSession {
+            record,
+            expiry,
+            policy,
+            now,
         })
     }
 

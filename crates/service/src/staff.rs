@@ -171,33 +171,25 @@ impl Services {
     }
 
     /// The staff member a session token belongs to, without the gates.
-    async fn staff_session_ungated(&self, token: &OpaqueToken) -> ServiceResult<StaffSession> {
-        let id_hash = token.hash();
-        let record = self
-            .store
-            .find_session(&id_hash)
-            .await?
-            .ok_or(ServiceError::Unauthenticated)?;
-        let now = self.clock.now();
-        let SessionOwner::Staff(staff_id) = record.owner else {
+    async fn staff_session_ungated(
+        &self,
+        token: &OpaqueToken,
+    ) -> ServiceResult<(StaffSession, Policy)> {
+        let live = self.live_session(token).await?;
+        let SessionOwner::Staff(staff_id) = live.record.owner else {
             return Err(ServiceError::Unauthenticated);
         };
-        if record.revoked || !record.expiry.is_live(now) {
-            return Err(ServiceError::Unauthenticated);
-        }
         let staff = self
             .store
             .staff_member(staff_id)
             .await?
             .filter(|s| !s.disabled)
             .ok_or(ServiceError::Unauthenticated)?;
-        let policy = self.store.load_policy().await?;
-        let expiry = record.expiry.touched(&policy.session, now);
-        self.store.touch_session(&id_hash, &expiry, now).await?;
-        Ok(StaffSession {
+        let session = StaffSession {
             staff,
-            expires_at: expiry.expires_at(),
-        })
+            expires_at: live.expiry.expires_at(),
+        };
+        Ok((session, live.policy))
     }
 
     /// The gate of every staff route but enrolment: a live session, a second
@@ -207,8 +199,7 @@ impl Services {
         token: &OpaqueToken,
         area: Area,
     ) -> ServiceResult<StaffSession> {
-        let session = self.staff_session_ungated(token).await?;
-        let policy = self.store.load_policy().await?;
+        let (session, policy) = self.staff_session_ungated(token).await?;
         if policy.staff.require_totp && !session.staff.totp_enrolled {
             return Err(ServiceError::TotpEnrollmentRequired);
         }
@@ -220,7 +211,7 @@ impl Services {
 
     /// Ends a staff session.
     pub async fn staff_sign_out(&self, token: &OpaqueToken) -> ServiceResult<()> {
-        let session = self.staff_session_ungated(token).await?;
+        let (session, _) = self.staff_session_ungated(token).await?;
         let event = AuditEvent::new(
             self.clock.now(),
             session.actor(),
@@ -237,7 +228,7 @@ impl Services {
         &self,
         token: &OpaqueToken,
     ) -> ServiceResult<(String, String)> {
-        let session = self.staff_session_ungated(token).await?;
+        let (session, _) = self.staff_session_ungated(token).await?;
         if session.staff.totp_enrolled {
             return Err(ServiceError::Conflict("totp"));
         }
@@ -258,7 +249,7 @@ impl Services {
 
     /// `POST /api/v1/staff/me/totp/confirm`: the first code proves the app holds the secret.
     pub async fn confirm_totp(&self, token: &OpaqueToken, code: &str) -> ServiceResult<()> {
-        let session = self.staff_session_ungated(token).await?;
+        let (session, _) = self.staff_session_ungated(token).await?;
         let username = Username::parse(&session.staff.username).map_err(internal)?;
         let staff = self
             .store
