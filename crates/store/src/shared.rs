@@ -414,7 +414,8 @@ macro_rules! impl_store {
             }
         }
 
-        fn lock_state_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<LockState> {
+        /// Lock counters from a row holding [`LOCK_COLUMNS`] (accounts and staff alike).
+        pub(super) fn lock_state_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<LockState> {
             Ok(lock_state(
                 row.try_get("failed_attempts").map_err(backend_error)?,
                 row.try_get("failure_window_started_at").map_err(backend_error)?,

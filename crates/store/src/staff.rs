@@ -12,7 +12,7 @@ macro_rules! impl_staff_store {
         use carekey_domain::audit::AuditEvent;
         use carekey_domain::identifiers::Username;
         use carekey_domain::ids::{AccountId, FlowId, PatientId, StaffId};
-        use carekey_domain::lockout::{FailureOutcome, LockState};
+        use carekey_domain::lockout::FailureOutcome;
         use carekey_domain::message::{MessageRecord, NewMessage};
         use carekey_domain::model::SessionOwner;
         use carekey_domain::policy::LockoutPolicy;
@@ -27,17 +27,8 @@ macro_rules! impl_staff_store {
         use sqlx::Row;
         use uuid::Uuid;
 
-        const STAFF_LOCK: &str = "failed_attempts, failure_window_started_at, locked_until, lock_held, consecutive_lockouts";
-
-        fn staff_lock_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<LockState> {
-            Ok(lock_state(
-                row.try_get("failed_attempts").map_err(backend_error)?,
-                row.try_get("failure_window_started_at").map_err(backend_error)?,
-                row.try_get("locked_until").map_err(backend_error)?,
-                row.try_get("lock_held").map_err(backend_error)?,
-                row.try_get("consecutive_lockouts").map_err(backend_error)?,
-            ))
-        }
+        use super::queries::lock_state_of;
+        use $crate::shared::LOCK_COLUMNS;
 
         fn member_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<StaffMember> {
             let role: String = row.try_get("role").map_err(backend_error)?;
@@ -76,7 +67,7 @@ macro_rules! impl_staff_store {
             async fn find_staff_for_sign_in(&self, username: &Username) -> StoreResult<Option<StaffForSignIn>> {
                 let sql = format!(
                     "SELECT id, username, role, password_hash, disabled, totp_secret, totp_confirmed_at, \
-                     totp_last_step, {STAFF_LOCK} FROM staff_users WHERE username = $1"
+                     totp_last_step, {LOCK_COLUMNS} FROM staff_users WHERE username = $1"
                 );
                 let row = sqlx::query(&sql)
                     .bind(username.as_str())
@@ -93,7 +84,7 @@ macro_rules! impl_staff_store {
                     role: role.parse().map_err(StoreError::Backend)?,
                     password_hash: row.try_get("password_hash").map_err(backend_error)?,
                     disabled: row.try_get("disabled").map_err(backend_error)?,
-                    lock: staff_lock_of(&row)?,
+                    lock: lock_state_of(&row)?,
                     totp_secret: row.try_get("totp_secret").map_err(backend_error)?,
                     totp_confirmed: confirmed.is_some(),
                     totp_last_step: last_step.and_then(|s| u64::try_from(s).ok()),
@@ -107,14 +98,14 @@ macro_rules! impl_staff_store {
                 audit: AuditEvent,
             ) -> StoreResult<FailureOutcome> {
                 let mut tx = self.begin_write().await?;
-                let sql = format!("SELECT {STAFF_LOCK} FROM staff_users WHERE id = $1{}", $for_update);
+                let sql = format!("SELECT {LOCK_COLUMNS} FROM staff_users WHERE id = $1{}", $for_update);
                 let row = sqlx::query(&sql)
                     .bind(staff.0)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(backend_error)?
                     .ok_or(StoreError::NotFound)?;
-                let state = staff_lock_of(&row)?;
+                let state = lock_state_of(&row)?;
                 let (next, outcome) = state.after_failure(policy, audit.at);
                 sqlx::query(
                     "UPDATE staff_users SET failed_attempts = $2, failure_window_started_at = $3, \
@@ -149,7 +140,7 @@ macro_rules! impl_staff_store {
                 };
                 let mut tx = self.begin_write().await?;
                 let sql = format!(
-                    "SELECT disabled, totp_last_step, {STAFF_LOCK} FROM staff_users WHERE id = $1{}",
+                    "SELECT disabled, totp_last_step, {LOCK_COLUMNS} FROM staff_users WHERE id = $1{}",
                     $for_update
                 );
                 let row = sqlx::query(&sql)
@@ -164,7 +155,7 @@ macro_rules! impl_staff_store {
                     (Some(step), Some(last)) => i64::try_from(step).unwrap_or(i64::MAX) <= last,
                     _ => false,
                 };
-                if disabled || replayed || staff_lock_of(&row)?.is_locked(session.created_at) {
+                if disabled || replayed || lock_state_of(&row)?.is_locked(session.created_at) {
                     return Ok(false);
                 }
                 sqlx::query(
