@@ -496,14 +496,11 @@ async fn reset_link(
     } else {
         Channel::Email
     };
-    match state
+    let outcome = state
         .services
         .staff_reset_link(&session, patient, channel, &verification, &client)
-        .await
-    {
-        Ok(_) => redirect_to(&format!("/staff/patients/{id}?done=link")),
-        Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
-    }
+        .await;
+    back_to_record(&state, &ctx, &headers, &id, outcome, "link").await
 }
 
 async fn unlock(
@@ -517,14 +514,11 @@ async fn unlock(
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    match state
+    let outcome = state
         .services
         .staff_unlock(&session, patient, &verification)
-        .await
-    {
-        Ok(()) => redirect_to(&format!("/staff/patients/{id}?done=unlock")),
-        Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
-    }
+        .await;
+    back_to_record(&state, &ctx, &headers, &id, outcome, "unlock").await
 }
 
 #[derive(Deserialize)]
@@ -547,14 +541,11 @@ async fn disable(
     let Ok(patient) = id.parse().map(PatientId) else {
         return super::not_found(State(state.clone()), headers.clone()).await;
     };
-    match state
+    let outcome = state
         .services
         .staff_disable(&session, patient, &form.reason)
-        .await
-    {
-        Ok(()) => redirect_to(&format!("/staff/patients/{id}?done=disabled")),
-        Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
-    }
+        .await;
+    back_to_record(&state, &ctx, &headers, &id, outcome, "disabled").await
 }
 
 async fn contacts(
@@ -571,7 +562,7 @@ async fn contacts(
     };
     let given = |value: &str| Some(value.trim().to_owned()).filter(|v| !v.is_empty());
     let (email, phone) = (given(&form.email), given(&form.phone));
-    match state
+    let outcome = state
         .services
         .staff_update_contacts(
             &session,
@@ -581,11 +572,8 @@ async fn contacts(
             &verification,
             &client,
         )
-        .await
-    {
-        Ok(_) => redirect_to(&format!("/staff/patients/{id}?done=contacts")),
-        Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
-    }
+        .await;
+    back_to_record(&state, &ctx, &headers, &id, outcome, "contacts").await
 }
 
 async fn invite(
@@ -640,6 +628,22 @@ async fn invite(
         }
         Ok((None, _, _)) => redirect_to(&format!("/staff/patients/{id}?done=invited")),
         Err(error) => action_failed(&state, &ctx, &headers, &id, error).await,
+    }
+}
+
+/// After an action: back to the record saying what was `done`, or the
+/// record with the reason it could not be.
+async fn back_to_record<T>(
+    state: &AppState,
+    ctx: &PageContext,
+    headers: &HeaderMap,
+    id: &str,
+    outcome: Result<T, ServiceError>,
+    done: &str,
+) -> Response {
+    match outcome {
+        Ok(_) => redirect_to(&format!("/staff/patients/{id}?done={done}")),
+        Err(error) => action_failed(state, ctx, headers, id, error).await,
     }
 }
 
