@@ -58,9 +58,8 @@ struct CodePage {
 #[serde(default)]
 struct CodeForm {
     code: String,
-    birth_month: String,
-    birth_day: String,
-    birth_year: String,
+    #[serde(flatten)]
+    birth: BirthDate,
     postal_code: String,
 }
 
@@ -83,11 +82,7 @@ async fn render_code(
         chrome: ctx.chrome(&tr),
         csrf: ctx.csrf.clone(),
         code: form.code.chars().take(32).collect(),
-        birth: BirthDate {
-            month: form.birth_month,
-            day: form.birth_day,
-            year: form.birth_year,
-        },
+        birth: form.birth,
         postal,
         problem: problem.map(|key| tr.t(key)),
         tr,
@@ -106,12 +101,7 @@ async fn code_submit(
     Client(client): Client,
     CsrfForm(form): CsrfForm<CodeForm>,
 ) -> Response {
-    let birth = BirthDate {
-        month: form.birth_month.clone(),
-        day: form.birth_day.clone(),
-        year: form.birth_year.clone(),
-    };
-    let Some(date_of_birth) = birth.iso() else {
+    let Some(date_of_birth) = form.birth.iso() else {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return render_code(&state, &ctx, status, form, Some("forgot-bad-birth-date")).await;
     };

@@ -108,11 +108,16 @@ fn channel_choices(tr: &Tr, policy: &Policy, purpose: Purpose, chosen: &str) -> 
         .collect()
 }
 
-/// A date of birth typed as three boxes (easier than a date picker for many).
-#[derive(Default, Clone)]
+/// A date of birth typed as three boxes (easier than a date picker for many);
+/// forms take it flattened from `birth_month`, `birth_day` and `birth_year`.
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
 pub struct BirthDate {
+    #[serde(rename = "birth_month")]
     pub month: String,
+    #[serde(rename = "birth_day")]
     pub day: String,
+    #[serde(rename = "birth_year")]
     pub year: String,
 }
 
@@ -231,20 +236,9 @@ struct ForgotForm {
     username: String,
     email: String,
     phone: String,
-    birth_month: String,
-    birth_day: String,
-    birth_year: String,
+    #[serde(flatten)]
+    birth: BirthDate,
     channel: String,
-}
-
-impl ForgotForm {
-    fn birth(&self) -> BirthDate {
-        BirthDate {
-            month: self.birth_month.clone(),
-            day: self.birth_day.clone(),
-            year: self.birth_year.clone(),
-        }
-    }
 }
 
 impl ForgotPage {
@@ -278,7 +272,7 @@ async fn render_forgot(
         },
         fields: identifier_fields(&tr, &policy, purpose),
         channels: channel_choices(&tr, &policy, purpose, &form.channel),
-        birth: form.birth(),
+        birth: form.birth.clone(),
         form,
         problem: problem.map(|key| tr.t(key)),
         tr,
@@ -344,7 +338,7 @@ async fn submit_forgot(
     form: ForgotForm,
     purpose: Purpose,
 ) -> Response {
-    let birth = form.birth();
+    let birth = form.birth.clone();
     let date_of_birth = if birth.is_blank() {
         None
     } else {
@@ -850,9 +844,8 @@ struct HaveCodePage {
 #[serde(default)]
 struct HaveCodeForm {
     code: String,
-    birth_month: String,
-    birth_day: String,
-    birth_year: String,
+    #[serde(flatten)]
+    birth: BirthDate,
 }
 
 fn render_have_code(
@@ -866,11 +859,7 @@ fn render_have_code(
         chrome: ctx.chrome(&tr),
         csrf: ctx.csrf.clone(),
         code: form.code.chars().take(32).collect(),
-        birth: BirthDate {
-            month: form.birth_month,
-            day: form.birth_day,
-            year: form.birth_year,
-        },
+        birth: form.birth,
         problem: problem.map(|key| tr.t(key)),
         tr,
     };
@@ -888,12 +877,7 @@ async fn have_code_submit(
     Client(client): Client,
     CsrfForm(form): CsrfForm<HaveCodeForm>,
 ) -> Response {
-    let birth = BirthDate {
-        month: form.birth_month.clone(),
-        day: form.birth_day.clone(),
-        year: form.birth_year.clone(),
-    };
-    let Some(date_of_birth) = birth.iso() else {
+    let Some(date_of_birth) = form.birth.iso() else {
         return render_have_code(
             &ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
