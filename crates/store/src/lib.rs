@@ -67,6 +67,23 @@ pub async fn connect(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>
     }
 }
 
+/// Starts a transaction on a task of its own and hands it over. A caller
+/// dropped while `BEGIN` is in flight (a request whose client hung up) would
+/// otherwise leave the connection inside a transaction nobody owns: sqlx
+/// counts it open, and every later `BEGIN` on that connection fails. Here the
+/// task always finishes; if its caller is gone, the transaction it made is
+/// dropped, which rolls it back.
+pub(crate) async fn detached<DB: sqlx::Database>(
+    begin: impl std::future::Future<Output = Result<sqlx::Transaction<'static, DB>, sqlx::Error>>
+        + Send
+        + 'static,
+) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
+    tokio::spawn(begin)
+        .await
+        .map_err(|e| StoreError::Backend(format!("starting a transaction failed: {e}")))?
+        .map_err(backend_error)
+}
+
 pub(crate) fn backend_error(error: sqlx::Error) -> StoreError {
     StoreError::Backend(error.to_string())
 }

@@ -37,8 +37,10 @@ impl PgStore {
         &self.pool
     }
 
+    /// Starts a write transaction on a task of its own (see [`crate::detached`]).
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        self.pool.begin().await.map_err(backend_error)
+        let pool = self.pool.clone();
+        crate::detached(async move { pool.begin().await }).await
     }
 }
 

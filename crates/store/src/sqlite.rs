@@ -1,12 +1,16 @@
 //! SQLite: one file in WAL mode. Readers share a pool; every write goes
 //! through one writer connection (`BEGIN IMMEDIATE` transactions), so writers
 //! queue in order in the process instead of sleeping on SQLite's busy handler.
+//! The WAL is checkpointed by a background task once a second rather than by
+//! whichever commit happens to cross the threshold, so no request waits on
+//! the checkpoint's fsync.
 
 use crate::{backend_error, StoreOptions};
 use carekey_domain::ports::{StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Storage in an embedded SQLite database.
@@ -15,7 +19,22 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The single connection that writes.
     writer: SqlitePool,
+    /// Stops the checkpoint task when the last clone of the store is dropped.
+    _checkpointer: Arc<AbortOnDrop>,
 }
+
+/// A background task that ends with its owner.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often the background task moves the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 impl SqliteStore {
     pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
@@ -25,7 +44,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints are the background task's job, not a commit's.
+            .pragma("wal_autocheckpoint", "0");
         if let Some(folder) = connect.get_filename().parent().filter(|_| options.migrate) {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder).map_err(|e| {
@@ -49,18 +70,42 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        Ok(Self { pool, writer })
+        let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
+        Ok(Self {
+            pool,
+            writer,
+            _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
+    /// Starts a write transaction on a task of its own (see [`crate::detached`]).
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
+        let writer = self.writer.clone();
+        crate::detached(async move { writer.begin_with("BEGIN IMMEDIATE").await }).await
+    }
+}
+
+/// Copies committed pages from the WAL into the database file without
+/// blocking readers or the writer (`PASSIVE`); the WAL starts over once
+/// everything in it is copied and no reader still needs it.
+async fn checkpoint_regularly(pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
             .await
-            .map_err(backend_error)
+        {
+            tracing::warn!(%error, "WAL checkpoint failed");
+        }
     }
 }
 

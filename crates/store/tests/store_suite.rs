@@ -63,6 +63,7 @@ on_both_backends!(
     a_lapsed_lease_lets_another_worker_take_over,
     failures_retry_then_fail_and_can_be_requeued,
     provider_reports_move_sent_messages_forward_only,
+    writes_abandoned_midway_leave_the_store_usable,
 );
 
 fn at() -> chrono::DateTime<Utc> {
@@ -327,6 +328,40 @@ async fn concurrent_audit_appends_each_get_their_own_place_in_the_chain(store: A
         append.await.unwrap().unwrap();
     }
     assert_eq!(store.count_audit("sign_in.failed").await.unwrap(), 30);
+}
+
+/// A request whose client hangs up is dropped wherever it is, even between
+/// sending `BEGIN` and reading its answer; the connection must not stay in a
+/// transaction nobody owns (which failed every later write on SQLite's single
+/// writer connection).
+async fn writes_abandoned_midway_leave_the_store_usable(store: Arc<dyn Store>) {
+    for polls in 0..400usize {
+        let abandoned = store.append_audit(event(AuditAction::SignInFailed));
+        abandon_after(polls % 40, abandoned).await;
+    }
+    for _ in 0..5 {
+        store
+            .append_audit(event(AuditAction::SignInFailed))
+            .await
+            .expect("writes still work after abandoned ones");
+    }
+}
+
+/// Polls `work` at most `polls` times (asking to be polled again at once
+/// each time), then drops it unfinished, like a server dropping the request
+/// of a client that hung up.
+async fn abandon_after<F: std::future::Future>(polls: usize, work: F) {
+    let mut work = std::pin::pin!(work);
+    let mut left = polls;
+    std::future::poll_fn(|cx| {
+        if work.as_mut().poll(cx).is_ready() || left == 0 {
+            return std::task::Poll::Ready(());
+        }
+        left -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 fn message(n: usize) -> NewMessage {
