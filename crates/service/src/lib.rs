@@ -128,3 +128,15 @@ impl From<StoreError> for ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Runs `work` and answers no sooner than `floor` after it began, so an
+/// answer's timing cannot tell which path the work took.
+pub(crate) async fn no_sooner_than<T>(
+    floor: std::time::Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let earliest = tokio::time::Instant::now() + floor;
+    let answer = work.await;
+    tokio::time::sleep_until(earliest).await;
+    answer
+}

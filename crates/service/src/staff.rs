@@ -468,8 +468,27 @@ impl Services {
     /// Self-registration, when the policy turns it on: a patient whose given
     /// name, family name, date of birth and postal code match exactly one
     /// record without an account is sent an activation code at a verified
-    /// contact already on file. The answer is the same whatever matched.
+    /// contact already on file. The answer is the same whatever matched, and
+    /// takes no less than the recovery answer's floor.
     pub async fn request_activation_code(
+        &self,
+        given_name: &str,
+        family_name: &str,
+        date_of_birth: &str,
+        postal_code: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<()> {
+        let work = self.send_activation_code_if_matched(
+            given_name,
+            family_name,
+            date_of_birth,
+            postal_code,
+            client,
+        );
+        crate::no_sooner_than(carekey_domain::recovery::ANSWER_FLOOR, work).await
+    }
+
+    async fn send_activation_code_if_matched(
         &self,
         given_name: &str,
         family_name: &str,
