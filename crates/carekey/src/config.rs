@@ -122,7 +122,7 @@ impl Default for DeliveryConfig {
             max_attempts: 6,
             base_delay_seconds: 30,
             batch: 64,
-            concurrency: 16,
+            concurrency: 32,
         }
     }
 }

@@ -75,9 +75,12 @@ fn build(config: &Config, public_url: &str) -> Result<Senders, Vec<String>> {
     });
     let email: Result<Arc<dyn Sender>, String> = match (email_transport.as_str(), &config.email.url)
     {
-        ("smtp", Some(url)) => {
-            SmtpSender::new(url, &config.email.from).map(|s| Arc::new(s) as Arc<dyn Sender>)
-        }
+        ("smtp", Some(url)) => SmtpSender::new(
+            url,
+            &config.email.from,
+            u32::try_from(config.delivery.concurrency).unwrap_or(u32::MAX),
+        )
+        .map(|s| Arc::new(s) as Arc<dyn Sender>),
         ("smtp", None) => Err("email.url is required for the smtp transport".into()),
         ("file", _) => FileSender::new(mailbox.clone(), &config.email.from)
             .map(|s| Arc::new(s) as Arc<dyn Sender>),

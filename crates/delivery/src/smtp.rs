@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use carekey_domain::message::MessageRecord;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
@@ -60,10 +61,14 @@ pub struct SmtpSender {
 }
 
 impl SmtpSender {
-    pub fn new(url: &str, from: &str) -> Result<Self, String> {
+    /// `connections`: how many SMTP connections to keep open at most (the
+    /// worker's concurrency; lettre's own default is 10, which would leave
+    /// sends waiting for a connection).
+    pub fn new(url: &str, from: &str, connections: u32) -> Result<Self, String> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| format!("email.url is not a usable SMTP URL: {e}"))?
             .timeout(Some(Duration::from_secs(20)))
+            .pool_config(PoolConfig::new().max_size(connections.max(1)))
             .build();
         let from = from
             .parse()

@@ -208,8 +208,12 @@ impl ProviderStandIn {
 /// An SMTP sender into a sink.
 pub fn smtp(url: &str) -> Arc<dyn Sender> {
     Arc::new(
-        carekey_delivery::smtp::SmtpSender::new(url, "Hill Clinic <noreply@hill-clinic.example>")
-            .unwrap(),
+        carekey_delivery::smtp::SmtpSender::new(
+            url,
+            "Hill Clinic <noreply@hill-clinic.example>",
+            4,
+        )
+        .unwrap(),
     )
 }
 
