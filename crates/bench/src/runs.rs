@@ -1,0 +1,737 @@
+//! Each measurement of the suite: what it starts, what load it sends, and
+//! which goal of issue 8 its figures answer.
+
+use crate::report::{thousands, Report};
+use crate::seed::{Database, Engine, PASSWORD};
+use crate::server::{Server, ServerConfig, Worker};
+use crate::stats::{best_threshold_accuracy, bootstrap_interval, quantile};
+use crate::wrk::{self, Load, Traffic};
+use anyhow::{bail, Context};
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use carekey_service::hashing::Argon2Settings;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Connections for the throughput figures.
+const CONNECTIONS: u32 = 16;
+/// Distinct request bodies a wrk script draws from.
+const BODIES: usize = 1000;
+
+pub struct Suite {
+    pub binary: PathBuf,
+    pub postgres: Option<String>,
+    /// Length of each load run.
+    pub seconds: u32,
+    /// The largest scale step (1,000,000 as specified; smaller for a quick look).
+    pub large: usize,
+    pub timing_samples: usize,
+    pub report: Report,
+    argon2: Argon2Settings,
+    hash: String,
+}
+
+impl Suite {
+    pub fn new(
+        binary: PathBuf,
+        postgres: Option<String>,
+        seconds: u32,
+        large: usize,
+    ) -> anyhow::Result<Self> {
+        let argon2 = Argon2Settings::default();
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = hasher(&argon2)?
+            .hash_password(PASSWORD.as_bytes(), &salt)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_string();
+        Ok(Self {
+            binary,
+            postgres,
+            seconds,
+            large,
+            timing_samples: 300,
+            report: Report::default(),
+            argon2,
+            hash,
+        })
+    }
+
+    fn engines(&self) -> Vec<Engine> {
+        let mut engines = vec![Engine::Sqlite];
+        if let Some(url) = &self.postgres {
+            engines.push(Engine::Postgres(url.clone()));
+        }
+        engines
+    }
+
+    /// A fresh database with `accounts` seeded and the rate limits raised.
+    async fn database(
+        &self,
+        engine: &Engine,
+        accounts: usize,
+    ) -> anyhow::Result<(Database, Duration)> {
+        let database = Database::create(engine).await?;
+        let took = database.seed_accounts(accounts, &self.hash).await?;
+        database.raise_rate_limits().await?;
+        Ok((database, took))
+    }
+
+    async fn serve(&self, database: &Database) -> anyhow::Result<Server> {
+        Server::start(
+            &self.binary,
+            &ServerConfig::new(&database.url, database.folder()),
+        )
+        .await
+    }
+
+    /// Raw Argon2id hashes per second (one thread per core), then sign-ins per
+    /// second through the server; their ratio is how much of the hashing
+    /// capacity a sign-in gets.
+    pub async fn hashing(&mut self) -> anyhow::Result<()> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let seconds = f64::from(self.seconds.min(5));
+        let settings = self.argon2;
+        let threads: Vec<_> = (0..cores)
+            .map(|_| {
+                std::thread::spawn(move || -> anyhow::Result<u64> {
+                    let argon2 = hasher(&settings)?;
+                    let salt = SaltString::generate(&mut OsRng);
+                    let started = Instant::now();
+                    let mut hashes = 0;
+                    while started.elapsed().as_secs_f64() < seconds {
+                        argon2
+                            .hash_password(PASSWORD.as_bytes(), &salt)
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        hashes += 1;
+                    }
+                    Ok(hashes)
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        let mut hashes = 0;
+        for thread in threads {
+            hashes += thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("hash thread panicked"))??;
+        }
+        let raw = hashes as f64 / started.elapsed().as_secs_f64();
+
+        let (database, _) = self.database(&Engine::Sqlite, BODIES).await?;
+        let server = self.serve(&database).await?;
+        let load = wrk::run(&server.base, &sign_ins(BODIES), CONNECTIONS, self.seconds).await?;
+        check(&load, "sign-in")?;
+        drop(server);
+        let ratio = load.per_second() / raw;
+        self.report.section(
+            "Password hashing and sign-in",
+            format!(
+                "Argon2id m={} KiB, t={}, p={} (the shipped configuration), one thread per core ({cores}).\n\n\
+                 | raw hashes per second | sign-ins per second ({CONNECTIONS} connections) | p50 / p99 | ratio |\n|---|---|---|---|\n\
+                 | {raw:.1} | {:.1} | {:.0} / {:.0} ms | {ratio:.2} |\n",
+                settings.memory_kib, settings.iterations, settings.parallelism,
+                load.per_second(), load.p50_ms, load.p99_ms
+            ),
+        );
+        self.report.goal(
+            "sign-ins per second ÷ raw Argon2id hashes per second",
+            "≥ 0.9",
+            format!("{ratio:.2} ({:.1} / {raw:.1})", load.per_second()),
+            ratio >= 0.9,
+        );
+        database.remove().await
+    }
+
+    /// Reset requests at 16 connections, known and unknown accounts, then the
+    /// enumeration timing check; on each database.
+    pub async fn recovery(&mut self) -> anyhow::Result<()> {
+        let mut rows = String::new();
+        for engine in self.engines() {
+            let (database, _) = self.database(&engine, BODIES).await?;
+            let server = self.serve(&database).await?;
+            let known = wrk::run(
+                &server.base,
+                &recoveries(true, BODIES),
+                CONNECTIONS,
+                self.seconds,
+            )
+            .await?;
+            check(&known, "known recovery")?;
+            let unknown = wrk::run(
+                &server.base,
+                &recoveries(false, BODIES),
+                CONNECTIONS,
+                self.seconds,
+            )
+            .await?;
+            check(&unknown, "unknown recovery")?;
+            rows.push_str(&format!(
+                "| {} | {:.0} | {:.1} / {:.1} ms | {:.0} | {:.1} / {:.1} ms |\n",
+                engine.name(),
+                known.per_second(),
+                known.p50_ms,
+                known.p99_ms,
+                unknown.per_second(),
+                unknown.p50_ms,
+                unknown.p99_ms
+            ));
+            let slowest = known.per_second().min(unknown.per_second());
+            let p99 = known.p99_ms.max(unknown.p99_ms);
+            self.report.goal(
+                &format!(
+                    "reset requests per second, 16 connections ({})",
+                    engine.name()
+                ),
+                "≥ 3,500, p99 < 20 ms",
+                format!("{slowest:.0} per second, p99 {p99:.1} ms"),
+                slowest >= 3500.0 && p99 < 20.0,
+            );
+
+            drop(server);
+            database.remove().await?;
+        }
+        self.report.section(
+            "Reset requests (POST /api/v1/recovery)",
+            format!(
+                "{} s of wrk at {CONNECTIONS} connections per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run.\n\n\
+                 | database | known per second | known p50 / p99 | unknown per second | unknown p50 / p99 |\n|---|---|---|---|---|\n{rows}",
+                self.seconds
+            ),
+        );
+        Ok(())
+    }
+
+    /// The enumeration timing check on each database, on a server that has
+    /// just answered a load run for both kinds of request.
+    pub async fn enumeration(&mut self) -> anyhow::Result<()> {
+        let mut timing_rows = String::new();
+        for engine in self.engines() {
+            let (database, _) = self.database(&engine, BODIES).await?;
+            let server = self.serve(&database).await?;
+            let timing = timing(&server.base, self.timing_samples).await?;
+            timing_rows.push_str(&format!(
+                "| {} | {:.3} / {:.3} ms | {:.3} / {:.3} ms | {:+.3} ms ({:+.3} to {:+.3}) | {:.1} % |\n",
+                engine.name(),
+                timing.known_median,
+                timing.unknown_median,
+                timing.known_p90,
+                timing.unknown_p90,
+                timing.difference,
+                timing.interval.0,
+                timing.interval.1,
+                timing.classifier * 100.0
+            ));
+            self.report.goal(
+                &format!("known − unknown median, sequential ({})", engine.name()),
+                "< 0.5 ms, classifier ≤ 55 %",
+                format!(
+                    "{:+.3} ms, {:.1} %",
+                    timing.difference,
+                    timing.classifier * 100.0
+                ),
+                timing.difference.abs() < 0.5 && timing.classifier <= 0.55,
+            );
+            drop(server);
+            database.remove().await?;
+        }
+        self.report.section(
+            "Enumeration timing",
+            format!(
+                "{n} known and {n} unknown requests interleaved in random order, one at a time over one keep-alive connection; the difference of medians with a 95 % bootstrap interval (2,000 resamples), and the best single-request threshold classifier (50 % is a coin toss).\n\n\
+                 | database | median known / unknown | p90 known / unknown | difference of medians (95 % interval) | best classifier |\n|---|---|---|---|---|\n{timing_rows}",
+                n = self.timing_samples
+            ),
+        );
+        Ok(())
+    }
+
+    /// 64 connections of sign-ins while `/healthz` and reset requests are measured.
+    pub async fn flood(&mut self) -> anyhow::Result<()> {
+        let (database, _) = self.database(&Engine::Sqlite, BODIES).await?;
+        let server = self.serve(&database).await?;
+        let base = server.base.clone();
+        let seconds = self.seconds;
+        let flood =
+            tokio::spawn(async move { wrk::run(&base, &sign_ins(BODIES), 64, seconds + 4).await });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (health_check, reset_requests) = (Traffic::get("/healthz"), recoveries(true, BODIES));
+        let (health, resets) = tokio::join!(
+            wrk::run(&server.base, &health_check, 2, self.seconds),
+            wrk::run(&server.base, &reset_requests, 4, self.seconds),
+        );
+        let (health, resets) = (health?, resets?);
+        let flood = flood.await??;
+        check(&health, "healthz")?;
+        check(&resets, "recovery under flood")?;
+        let (_, peak) = server.memory_mib()?;
+        drop(server);
+        self.report.section(
+            "Flood isolation",
+            format!(
+                "wrk hammers `POST /api/v1/sessions` (right passwords, 1,000 accounts) over 64 connections; meanwhile `/healthz` (2 connections) and reset requests (4 connections) are measured for {} s. SQLite.\n\n\
+                 | sign-ins per second | sign-in p99 | /healthz p50 / p99 | reset p50 / p99 | peak RSS |\n|---|---|---|---|---|\n\
+                 | {:.1} | {:.0} ms | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {peak:.1} MiB |\n",
+                self.seconds,
+                flood.per_second(), flood.p99_ms, health.p50_ms, health.p99_ms, resets.p50_ms, resets.p99_ms
+            ),
+        );
+        self.report.goal(
+            "/healthz and reset p99 under a sign-in flood (64 connections)",
+            "< 50 ms",
+            format!("{:.1} ms and {:.1} ms", health.p99_ms, resets.p99_ms),
+            health.p99_ms < 50.0 && resets.p99_ms < 50.0,
+        );
+        self.report.goal(
+            "peak RSS during the flood",
+            "< 100 MB",
+            format!("{:.1} MB", peak * 1.048_576),
+            peak * 1.048_576 < 100.0,
+        );
+        database.remove().await
+    }
+
+    /// Reset and sign-in figures with 10,000 and with `large` accounts.
+    pub async fn scale(&mut self) -> anyhow::Result<()> {
+        let mut rows = String::new();
+        let seconds = self.seconds.clamp(3, 5);
+        for engine in self.engines() {
+            let mut medians = Vec::new();
+            for accounts in [10_000, self.large] {
+                let (database, seeding) = self.database(&engine, accounts).await?;
+                let server = self.serve(&database).await?;
+                let resets = wrk::run(
+                    &server.base,
+                    &recoveries_over(accounts),
+                    CONNECTIONS,
+                    seconds,
+                )
+                .await?;
+                check(&resets, "recovery at scale")?;
+                let sign_ins =
+                    wrk::run(&server.base, &sign_ins(accounts), CONNECTIONS, seconds).await?;
+                check(&sign_ins, "sign-in at scale")?;
+                drop(server);
+                rows.push_str(&format!(
+                    "| {} | {} | {:.1} s | {:.0} | {:.1} / {:.1} ms | {:.1} | {:.0} / {:.0} ms |\n",
+                    engine.name(),
+                    thousands(accounts as u64),
+                    seeding.as_secs_f64(),
+                    resets.per_second(),
+                    resets.p50_ms,
+                    resets.p99_ms,
+                    sign_ins.per_second(),
+                    sign_ins.p50_ms,
+                    sign_ins.p99_ms
+                ));
+                medians.push((resets.p50_ms, sign_ins.p50_ms));
+                database.remove().await?;
+            }
+            let reset_ratio = medians[1].0 / medians[0].0;
+            let sign_in_ratio = medians[1].1 / medians[0].1;
+            self.report.goal(
+                &format!(
+                    "p50 at {} ÷ p50 at 10,000 accounts ({})",
+                    thousands(self.large as u64),
+                    engine.name()
+                ),
+                "≤ 1.2×",
+                format!("reset {reset_ratio:.2}×, sign-in {sign_in_ratio:.2}×"),
+                reset_ratio <= 1.2 && sign_in_ratio <= 1.2,
+            );
+        }
+        self.report.section(
+            "Scale",
+            format!(
+                "Fresh database per row, seeded in one transaction (multi-row INSERTs, one precomputed hash); {seconds} s of wrk at {CONNECTIONS} connections each for reset requests (known accounts drawn from the whole range) and sign-ins.\n\n\
+                 | database | accounts | seeding | resets per second | reset p50 / p99 | sign-ins per second | sign-in p50 / p99 |\n|---|---|---|---|---|---|---|\n{rows}"
+            ),
+        );
+        Ok(())
+    }
+
+    /// Messages a `carekey worker` sends per second into a local SMTP server.
+    pub async fn outbox(&mut self) -> anyhow::Result<()> {
+        const MESSAGES: usize = 5000;
+        let sink = SmtpSink::start()?;
+        let mut rows = String::new();
+        let mut slowest = f64::MAX;
+        for engine in self.engines() {
+            let database = Database::create(&engine).await?;
+            queue_messages(&database, MESSAGES).await?;
+            let config = ServerConfig::new(&database.url, database.folder()).with(
+                "CAREKEY_EMAIL_URL",
+                &format!("smtp://127.0.0.1:{}", sink.port),
+            );
+            let started = Instant::now();
+            let worker = Worker::start(&self.binary, &config)?;
+            let sent = wait_until_sent(&database, MESSAGES, Duration::from_secs(120)).await?;
+            let took = started.elapsed().as_secs_f64();
+            drop(worker);
+            let rate = sent as f64 / took;
+            slowest = slowest.min(rate);
+            rows.push_str(&format!(
+                "| {} | {} | {took:.2} s | {rate:.0} |\n",
+                engine.name(),
+                thousands(sent as u64)
+            ));
+            database.remove().await?;
+        }
+        self.report.section(
+            "Outbox throughput",
+            format!(
+                "{} password-reset emails (text + HTML) queued, then one `carekey worker` process started and timed until every message is `sent`, into {} on loopback. The time includes the worker's start.\n\n\
+                 | database | messages | time | messages per second |\n|---|---|---|---|\n{rows}",
+                thousands(MESSAGES as u64),
+                sink.name
+            ),
+        );
+        self.report.goal(
+            "outbox messages per second into a local SMTP server",
+            "≥ 500",
+            format!("{slowest:.0}"),
+            slowest >= 500.0,
+        );
+        Ok(())
+    }
+
+    /// Start-up time and idle memory of `carekey serve`.
+    pub async fn startup(&mut self) -> anyhow::Result<()> {
+        let database = Database::create(&Engine::Sqlite).await?;
+        std::fs::remove_file(database.file("carekey.db")).context("cannot empty the database")?;
+        let first = self.serve(&database).await?;
+        let first_ready = first.ready_after;
+        drop(first);
+        let mut restarts = Vec::new();
+        let mut idle = 0.0;
+        for _ in 0..5 {
+            let server = self.serve(&database).await?;
+            restarts.push(server.ready_after.as_secs_f64() * 1000.0);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            idle = server.memory_mib()?.0;
+        }
+        restarts.sort_by(f64::total_cmp);
+        let restart = quantile(&restarts, 0.5);
+        self.report.section(
+            "Start-up and idle memory",
+            format!(
+                "`carekey serve` on SQLite, from spawning the process to its first `200` on `/readyz`; idle RSS one second after ready.\n\n\
+                 | first start (creates and migrates the database) | start on an existing database (median of 5) | idle RSS |\n|---|---|---|\n\
+                 | {:.0} ms | {restart:.0} ms | {idle:.1} MiB |\n",
+                first_ready.as_secs_f64() * 1000.0
+            ),
+        );
+        self.report.goal(
+            "start-up to ready / idle RSS",
+            "< 200 ms / < 30 MB",
+            format!(
+                "{restart:.0} ms (first start {:.0} ms) / {:.1} MB",
+                first_ready.as_secs_f64() * 1000.0,
+                idle * 1.048_576
+            ),
+            restart < 200.0 && first_ready.as_millis() < 200 && idle * 1.048_576 < 30.0,
+        );
+        database.remove().await
+    }
+
+    /// One instance versus two on one PostgreSQL database.
+    pub async fn instances(&mut self) -> anyhow::Result<()> {
+        let Some(postgres) = self.postgres.clone() else {
+            bail!("instances needs PostgreSQL (--postgres URL)");
+        };
+        let engine = Engine::Postgres(postgres);
+        let (database, _) = self.database(&engine, BODIES).await?;
+        let one = self.serve(&database).await?;
+        let single_resets = wrk::run(
+            &one.base,
+            &recoveries(true, BODIES),
+            CONNECTIONS,
+            self.seconds,
+        )
+        .await?;
+        let single_sign_ins =
+            wrk::run(&one.base, &sign_ins(BODIES), CONNECTIONS, self.seconds).await?;
+        let two = self.serve(&database).await?;
+        let half = CONNECTIONS / 2;
+        let (resets, logins) = (recoveries(true, BODIES), sign_ins(BODIES));
+        let (a, b) = tokio::join!(
+            wrk::run(&one.base, &resets, half, self.seconds),
+            wrk::run(&two.base, &resets, half, self.seconds),
+        );
+        let (a, b) = (a?, b?);
+        let (c, d) = tokio::join!(
+            wrk::run(&one.base, &logins, half, self.seconds),
+            wrk::run(&two.base, &logins, half, self.seconds),
+        );
+        let (c, d) = (c?, d?);
+        for load in [&single_resets, &single_sign_ins, &a, &b, &c, &d] {
+            check(load, "instances")?;
+        }
+        drop((one, two));
+        self.report.section(
+            "One instance or two on one PostgreSQL",
+            format!(
+                "Two `carekey serve` processes on one database, {half} wrk connections each (16 in all), against one process with 16. Both share this machine's two cores with PostgreSQL and wrk, so the second instance adds no hardware.\n\n\
+                 | instances | resets per second | sign-ins per second |\n|---|---|---|\n\
+                 | 1 | {:.0} | {:.1} |\n| 2 | {:.0} ({:.0} + {:.0}) | {:.1} ({:.1} + {:.1}) |\n",
+                single_resets.per_second(), single_sign_ins.per_second(),
+                a.per_second() + b.per_second(), a.per_second(), b.per_second(),
+                c.per_second() + d.per_second(), c.per_second(), d.per_second()
+            ),
+        );
+        database.remove().await
+    }
+}
+
+fn hasher(settings: &Argon2Settings) -> anyhow::Result<Argon2<'static>> {
+    let params = Params::new(
+        settings.memory_kib,
+        settings.iterations,
+        settings.parallelism,
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// A load run where some requests failed is not a figure.
+fn check(load: &Load, what: &str) -> anyhow::Result<()> {
+    if load.requests == 0 || load.errors * 100 > load.requests {
+        bail!(
+            "{what}: {} of {} requests failed",
+            load.errors,
+            load.requests
+        );
+    }
+    Ok(())
+}
+
+fn sign_ins(accounts: usize) -> Traffic {
+    let mut rng = rand::thread_rng();
+    let bodies = (0..BODIES)
+        .map(|_| {
+            serde_json::json!({"login": format!("bench{}", rng.gen_range(0..accounts)), "password": PASSWORD})
+                .to_string()
+        })
+        .collect();
+    Traffic::post("/api/v1/sessions", bodies)
+}
+
+fn recovery_body(username: &str) -> String {
+    serde_json::json!({"purpose": "password", "channel": "email", "username": username}).to_string()
+}
+
+/// Known accounts `bench0`… or names that exist nowhere.
+fn recoveries(known: bool, count: usize) -> Traffic {
+    let bodies = (0..count)
+        .map(|n| {
+            recovery_body(&if known {
+                format!("bench{n}")
+            } else {
+                format!("ghost{n}")
+            })
+        })
+        .collect();
+    Traffic::post("/api/v1/recovery", bodies)
+}
+
+/// Known accounts drawn from the whole seeded range.
+fn recoveries_over(accounts: usize) -> Traffic {
+    let mut rng = rand::thread_rng();
+    let bodies = (0..BODIES)
+        .map(|_| recovery_body(&format!("bench{}", rng.gen_range(0..accounts))))
+        .collect();
+    Traffic::post("/api/v1/recovery", bodies)
+}
+
+struct Timing {
+    known_median: f64,
+    unknown_median: f64,
+    known_p90: f64,
+    unknown_p90: f64,
+    difference: f64,
+    interval: (f64, f64),
+    classifier: f64,
+}
+
+/// Interleaved sequential requests for known and unknown accounts.
+async fn timing(base: &str, samples: usize) -> anyhow::Result<Timing> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()?;
+    let url = format!("{base}/api/v1/recovery");
+    let send = |body: String| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let started = Instant::now();
+            let response = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            let status = response.status();
+            response.bytes().await?;
+            let took = started.elapsed().as_secs_f64() * 1000.0;
+            anyhow::ensure!(status == 202, "recovery answered {status}");
+            anyhow::Ok(took)
+        }
+    };
+    for n in 0..100 {
+        send(recovery_body(&format!("warm{n}"))).await?;
+    }
+    let mut order: Vec<bool> = (0..samples * 2).map(|i| i % 2 == 0).collect();
+    order.shuffle(&mut rand::thread_rng());
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for (n, is_known) in order.into_iter().enumerate() {
+        if is_known {
+            known.push(send(recovery_body(&format!("bench{}", n % BODIES))).await?);
+        } else {
+            unknown.push(send(recovery_body(&format!("nobody{n}"))).await?);
+        }
+    }
+    known.sort_by(f64::total_cmp);
+    unknown.sort_by(f64::total_cmp);
+    let (known_median, unknown_median) = (quantile(&known, 0.5), quantile(&unknown, 0.5));
+    Ok(Timing {
+        known_median,
+        unknown_median,
+        known_p90: quantile(&known, 0.9),
+        unknown_p90: quantile(&unknown, 0.9),
+        difference: known_median - unknown_median,
+        interval: bootstrap_interval(&known, &unknown),
+        classifier: best_threshold_accuracy(&known, &unknown),
+    })
+}
+
+/// A local SMTP server that accepts and discards: Postfix's `smtp-sink` (made
+/// for measuring SMTP clients) when installed, else Python's aiosmtpd.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    name: &'static str,
+}
+
+impl SmtpSink {
+    fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let (child, name) = if std::path::Path::new("/usr/sbin/smtp-sink").exists() {
+            let mut command = std::process::Command::new("/usr/sbin/smtp-sink");
+            command.args(["-u", "nobody", &address, "256"]);
+            (command, "Postfix's smtp-sink")
+        } else {
+            let mut command = std::process::Command::new("/usr/bin/python3");
+            command.args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &address,
+                "-c",
+                "aiosmtpd.handlers.Sink",
+            ]);
+            (
+                command,
+                "aiosmtpd (Postfix's smtp-sink is faster: apt-get install postfix)",
+            )
+        };
+        let mut command = child;
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start an SMTP sink (apt-get install postfix or python3-aiosmtpd)")?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&address).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("the SMTP sink did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self { child, port, name })
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn queue_messages(database: &Database, count: usize) -> anyhow::Result<()> {
+    use carekey_domain::ids::MessageId;
+    use carekey_domain::message::{Channel, MessageData, MessageKind, NewMessage};
+    use carekey_domain::model::Language;
+    let store =
+        carekey_store::connect(&database.url, &carekey_store::StoreOptions::default()).await?;
+    let messages: Vec<NewMessage> = (0..count)
+        .map(|n| NewMessage {
+            id: MessageId::generate(),
+            kind: MessageKind::PasswordReset,
+            channel: Channel::Email,
+            recipient: format!("patient{n}@example.com"),
+            language: if n % 3 == 0 { Language::Es } else { Language::En },
+            patient_id: None,
+            data: MessageData {
+                given_name: Some("Alex".into()),
+                link: Some("https://portal.example/reset?token=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into()),
+                code: Some("482913".into()),
+                valid_minutes: Some(60),
+                ..MessageData::default()
+            },
+        })
+        .collect();
+    for chunk in messages.chunks(500) {
+        store.enqueue_messages(chunk, chrono::Utc::now()).await?;
+    }
+    Ok(())
+}
+
+async fn wait_until_sent(
+    database: &Database,
+    count: usize,
+    limit: Duration,
+) -> anyhow::Result<usize> {
+    let started = Instant::now();
+    loop {
+        let sent: i64 = match &database.engine {
+            Engine::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&database.url).await?;
+                let n = sqlx::query_scalar(
+                    "SELECT count(*) FROM outbox_messages WHERE status = 'sent'",
+                )
+                .fetch_one(&pool)
+                .await?;
+                pool.close().await;
+                n
+            }
+            Engine::Postgres(_) => {
+                let pool = sqlx::PgPool::connect(&database.url).await?;
+                let n = sqlx::query_scalar(
+                    "SELECT count(*) FROM outbox_messages WHERE status = 'sent'",
+                )
+                .fetch_one(&pool)
+                .await?;
+                pool.close().await;
+                n
+            }
+        };
+        let sent = usize::try_from(sent)?;
+        if sent >= count {
+            return Ok(sent);
+        }
+        if started.elapsed() > limit {
+            bail!(
+                "only {sent} of {count} messages were sent within {} s",
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,207 @@
+//! A `carekey serve` (or `carekey worker`) process of the release build, started
+//! on a free loopback port with its configuration in the environment, and
+//! stopped when dropped. Reads the process's memory from /proc.
+
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The release `carekey` binary beside this one (built first by [`build_carekey`]).
+pub fn carekey_binary() -> anyhow::Result<PathBuf> {
+    let here = std::env::current_exe()?;
+    let binary = here
+        .parent()
+        .context("the bench binary has no folder")?
+        .join("carekey");
+    Ok(binary)
+}
+
+/// Builds the release `carekey` binary into this target folder: the same
+/// packages as `cargo run -p carekey-bench`, so the same dependency features
+/// and nothing rebuilt when up to date.
+pub fn build_carekey() -> anyhow::Result<PathBuf> {
+    let binary = carekey_binary()?;
+    let target = binary
+        .parent()
+        .and_then(Path::parent)
+        .context("no target folder")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    // `cargo run` gives this process its package's variables; a nested build
+    // that saw them would rerun build scripts and rebuild their dependents.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+        {
+            command.env_remove(key);
+        }
+    }
+    let status = command
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "carekey",
+            "-p",
+            "carekey-bench",
+        ])
+        .env("CARGO_TARGET_DIR", target)
+        .status()
+        .context("cannot run cargo to build carekey")?;
+    if !status.success() {
+        bail!("cargo build --release -p carekey failed");
+    }
+    Ok(binary)
+}
+
+/// What a started server is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    /// `CAREKEY_*` variables beyond the database, folder and address.
+    pub env: Vec<(String, String)>,
+}
+
+impl ServerConfig {
+    pub fn new(database_url: &str, data_dir: &Path) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            data_dir: data_dir.to_owned(),
+            env: vec![
+                ("CAREKEY_LOG".into(), "warn".into()),
+                // Deliveries are measured on their own; here the queue only fills.
+                ("CAREKEY_DELIVERY_IN_PROCESS".into(), "false".into()),
+            ],
+        }
+    }
+
+    /// `carekey SUBCOMMAND` with this configuration in its environment.
+    fn command(&self, binary: &Path, subcommand: &str) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .arg(subcommand)
+            .current_dir(&self.data_dir)
+            .env_remove("RUST_LOG")
+            .env("CAREKEY_DATABASE_URL", &self.database_url)
+            .env("CAREKEY_DATA_DIR", &self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        command
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    /// From spawning the process to its first `200` on `/readyz`.
+    pub ready_after: Duration,
+}
+
+impl Server {
+    /// Starts `carekey serve` and waits until it answers `/readyz`.
+    pub async fn start(binary: &Path, config: &ServerConfig) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let child = config
+            .command(binary, "serve")
+            .env("CAREKEY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CAREKEY_PUBLIC_URL", &base)
+            .spawn()
+            .with_context(|| format!("cannot start {} serve", binary.display()))?;
+        let mut server = Self {
+            child,
+            base,
+            ready_after: Duration::ZERO,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let ready = format!("{}/readyz", server.base);
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Some(status) = server.child.try_wait()? {
+                bail!("carekey serve exited early: {status}");
+            }
+            if let Ok(response) = client.get(&ready).send().await {
+                if response.status() == 200 {
+                    server.ready_after = started.elapsed();
+                    return Ok(server);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        bail!("carekey serve did not become ready within 60 s")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now and at its peak, in MiB (`VmRSS`, `VmHWM`).
+    pub fn memory_mib(&self) -> anyhow::Result<(f64, f64)> {
+        memory_mib(self.pid())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `VmRSS` and `VmHWM` of a process, in MiB.
+pub fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
+        let kib: f64 = line.trim().trim_end_matches("kB").trim().parse()?;
+        Ok(kib / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// A `carekey worker` process (the outbox worker alone), stopped when dropped.
+pub struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    pub fn start(binary: &Path, config: &ServerConfig) -> anyhow::Result<Self> {
+        let child = config
+            .command(binary, "worker")
+            .spawn()
+            .with_context(|| format!("cannot start {} worker", binary.display()))?;
+        Ok(Self { child })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
