@@ -1,7 +1,7 @@
 //! SQLite: one file in WAL mode. Readers share a pool; every write goes
 //! through one writer connection (`BEGIN IMMEDIATE` transactions), so writers
 //! queue in order in the process instead of sleeping on SQLite's busy handler.
-//! The WAL is checkpointed by a background task once a second rather than by
+//! The WAL is checkpointed by a background task ten times a second rather than by
 //! whichever commit happens to cross the threshold, so no request waits on
 //! the checkpoint's fsync.
 
@@ -34,7 +34,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// How often the background task moves the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 impl SqliteStore {
     pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
