@@ -10,7 +10,7 @@ use carekey_domain::identifiers::{Email, PhoneE164};
 use carekey_domain::ids::FlowId;
 use carekey_domain::message::{Channel, MessageData, MessageKind};
 use carekey_domain::ports::{CodeAttempt, NewRecoveryFlow};
-use carekey_domain::rate_limit::{client_key, RateLimit};
+use carekey_domain::rate_limit::RateLimit;
 use carekey_domain::recovery::{
     code_hash, lifetime, normalise_numeric_code, AttemptOutcome, Destination, Purpose,
     RecoveryCandidate,
@@ -125,11 +125,7 @@ impl Services {
                 Duration::hours(1),
             ),
         };
-        let limits = [RateLimit::new(
-            format!("contact:ip:{}", client_key(client.ip.as_deref())),
-            policy.recovery.per_ip_per_15_minutes,
-            Duration::minutes(15),
-        )];
+        let limits = [crate::per_address_limit("contact", &policy, client)];
         let event = AuditEvent::new(
             now,
             Actor::Patient(account),
@@ -140,9 +136,7 @@ impl Services {
         .details(json!({ "step": "code_sent", "kind": kind.as_str(), "flow": flow_id.0 }));
         match self.store.start_recovery(&flow, &limits, event).await? {
             Ok(_) => Ok(flow_id),
-            Err(wait) => Err(ServiceError::RateLimited {
-                retry_after_seconds: wait.seconds(),
-            }),
+            Err(wait) => Err(ServiceError::from(wait)),
         }
     }
 

@@ -12,7 +12,6 @@ use carekey_domain::identifiers::{DateOfBirth, Email, PhoneE164, Username};
 use carekey_domain::model::NewAccount;
 use carekey_domain::password_rules::PersonalInfo;
 use carekey_domain::ports::{ActivationRedemption, NewToken, TokenState};
-use carekey_domain::rate_limit::{client_key, RateLimit};
 use carekey_domain::recovery::normalise_crockford;
 use carekey_domain::secret::Password;
 use carekey_domain::token::{OpaqueToken, TokenHash, TokenPurpose};
@@ -68,11 +67,7 @@ impl Services {
                 expires_at,
             },
         };
-        let limits = [RateLimit::new(
-            format!("enrollment:ip:{}", client_key(client.ip.as_deref())),
-            policy.recovery.per_ip_per_15_minutes,
-            Duration::minutes(15),
-        )];
+        let limits = [crate::per_address_limit("enrollment", &policy, client)];
         let event = AuditEvent::new(
             now,
             Actor::Anonymous,
@@ -85,9 +80,7 @@ impl Services {
             .redeem_activation(&redemption, &limits, event)
             .await?
         {
-            Err(wait) => Err(ServiceError::RateLimited {
-                retry_after_seconds: wait.seconds(),
-            }),
+            Err(wait) => Err(ServiceError::from(wait)),
             Ok(None) => Err(ServiceError::InvalidCode {
                 attempts_left: None,
             }),

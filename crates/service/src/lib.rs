@@ -140,3 +140,29 @@ pub(crate) async fn no_sooner_than<T>(
     tokio::time::sleep_until(earliest).await;
     answer
 }
+
+/// The per-client-address limit on an anonymous or code-sending request,
+/// counted apart for each `what` (`recovery`, `enrollment`, …): the policy's
+/// recovery allowance per 15 minutes (an IPv6 client counted by its /64).
+pub(crate) fn per_address_limit(
+    what: &str,
+    policy: &carekey_domain::policy::Policy,
+    client: &ClientInfo,
+) -> carekey_domain::rate_limit::RateLimit {
+    carekey_domain::rate_limit::RateLimit::new(
+        format!(
+            "{what}:ip:{}",
+            carekey_domain::rate_limit::client_key(client.ip.as_deref())
+        ),
+        policy.recovery.per_ip_per_15_minutes,
+        chrono::Duration::minutes(15),
+    )
+}
+
+impl From<carekey_domain::rate_limit::RetryAfter> for ServiceError {
+    fn from(wait: carekey_domain::rate_limit::RetryAfter) -> Self {
+        ServiceError::RateLimited {
+            retry_after_seconds: wait.seconds(),
+        }
+    }
+}

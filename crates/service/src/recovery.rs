@@ -19,7 +19,7 @@ use carekey_domain::ports::{
     CodeAttempt, FlowParcel, FlowSummary, NewRecoveryFlow, NewToken, PasswordReset,
     StaffCodeRedemption, TokenRecord, TokenState,
 };
-use carekey_domain::rate_limit::{client_key, RateLimit, RetryAfter};
+use carekey_domain::rate_limit::RateLimit;
 use carekey_domain::recovery::{
     code_hash, crockford_code, decoy_destination, destinations, lifetime, normalise_crockford,
     normalise_numeric_code, numeric_code, request_fits, AttemptOutcome, Destination, Purpose,
@@ -241,7 +241,7 @@ impl Services {
                 flow_id,
                 expires_at,
             }),
-            Err(wait) => Err(rate_limited(wait)),
+            Err(wait) => Err(ServiceError::from(wait)),
         }
     }
 
@@ -585,11 +585,7 @@ impl Services {
                 expires_at,
             },
         };
-        let limits = [RateLimit::new(
-            format!("staff_code:ip:{}", client_key(client.ip.as_deref())),
-            policy.recovery.per_ip_per_15_minutes,
-            Duration::minutes(15),
-        )];
+        let limits = [crate::per_address_limit("staff_code", &policy, client)];
         let audit = AuditEvent::new(
             now,
             Actor::Anonymous,
@@ -602,7 +598,7 @@ impl Services {
             .redeem_staff_code(&redemption, &limits, audit)
             .await?
         {
-            Err(wait) => Err(rate_limited(wait)),
+            Err(wait) => Err(ServiceError::from(wait)),
             Ok(None) => Err(ServiceError::InvalidCode {
                 attempts_left: None,
             }),
@@ -638,11 +634,7 @@ fn recovery_limits(
 ) -> Vec<RateLimit> {
     let hour = Duration::hours(1);
     let per_identifier = policy.recovery.per_account_per_hour;
-    let mut limits = vec![RateLimit::new(
-        format!("recovery:ip:{}", client_key(client.ip.as_deref())),
-        policy.recovery.per_ip_per_15_minutes,
-        Duration::minutes(15),
-    )];
+    let mut limits = vec![crate::per_address_limit("recovery", policy, client)];
     let keyed = [
         (
             "username",
@@ -661,10 +653,4 @@ fn recovery_limits(
         }
     }
     limits
-}
-
-fn rate_limited(wait: RetryAfter) -> ServiceError {
-    ServiceError::RateLimited {
-        retry_after_seconds: wait.seconds(),
-    }
 }

@@ -13,7 +13,6 @@ use carekey_domain::message::{Channel, MessageData, MessageKind, NewMessage};
 use carekey_domain::model::{Language, SessionOwner};
 use carekey_domain::policy::Policy;
 use carekey_domain::ports::{NewSession, NewToken, NoticeContacts, PatientQuery};
-use carekey_domain::rate_limit::{client_key, RateLimit};
 use carekey_domain::secret::Password;
 use carekey_domain::session::SessionExpiry;
 use carekey_domain::staff::{
@@ -503,15 +502,13 @@ impl Services {
         let born = DateOfBirth::parse(date_of_birth)
             .map_err(|e| ServiceError::invalid("date_of_birth", e.to_string()))?;
         let now = self.clock.now();
-        let limits = [RateLimit::new(
-            format!("self_registration:ip:{}", client_key(client.ip.as_deref())),
-            policy.recovery.per_ip_per_15_minutes,
-            chrono::Duration::minutes(15),
+        let limits = [crate::per_address_limit(
+            "self_registration",
+            &policy,
+            client,
         )];
         if let Some(wait) = self.store.hit_rate_limits(&limits, now).await? {
-            return Err(ServiceError::RateLimited {
-                retry_after_seconds: wait.seconds(),
-            });
+            return Err(ServiceError::from(wait));
         }
         let same = |a: &str, b: &str| fold(a) == fold(b) && !fold(a).is_empty();
         let matches: Vec<PatientSummary> = self
