@@ -196,6 +196,118 @@ mod tests {
         assert!(english.len() > 20);
     }
 
+    /// Every message id a template or handler asks for by name (`tr.t("…")`,
+    /// `tr.t1("…", …)`, `tr.with("…", …)`), from the files themselves.
+    fn ids_asked_for() -> BTreeSet<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let mut folders = vec![root.join("templates"), root.join("src")];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        let mut asked = BTreeSet::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for call in ["t(\"", "t1(\"", "with(\""] {
+                for (at, _) in text.match_indices(call) {
+                    let before = text[..at].chars().next_back();
+                    if before != Some('.') {
+                        continue;
+                    }
+                    let rest = &text[at + call.len()..];
+                    let id = &rest[..rest.find('"').unwrap()];
+                    if id.contains('-') && !id.contains(['{', ' ']) {
+                        asked.insert((id.to_owned(), file.display().to_string()));
+                    }
+                }
+            }
+        }
+        asked
+    }
+
+    #[test]
+    fn every_message_a_page_asks_for_exists() {
+        let english = message_ids(include_str!("../locales/en/main.ftl"));
+        let asked = ids_asked_for();
+        assert!(asked.len() > 100, "found only {} uses", asked.len());
+        let missing: Vec<_> = asked
+            .iter()
+            .filter(|(id, _)| !english.contains(id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "asked for but not in the catalogues: {missing:?}"
+        );
+    }
+
+    /// A Spanish line identical to the English one was most likely copied and
+    /// never translated; the few words that are the same in both are listed.
+    #[test]
+    fn spanish_lines_are_not_english_copies() {
+        let same_in_both = ["staff-col-portal"];
+        let lines = |ftl: &'static str| -> HashMap<String, String> {
+            ftl.lines()
+                .filter(|line| line.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+                .filter_map(|line| line.split_once('='))
+                .map(|(id, text)| (id.trim().to_owned(), text.trim().to_owned()))
+                .collect()
+        };
+        let english = lines(include_str!("../locales/en/main.ftl"));
+        let spanish = lines(include_str!("../locales/es/main.ftl"));
+        let copied: Vec<_> = english
+            .iter()
+            .filter(|(id, text)| {
+                !text.is_empty()
+                    && spanish.get(*id) == Some(*text)
+                    && !same_in_both.contains(&id.as_str())
+            })
+            .map(|(id, _)| id)
+            .collect();
+        assert!(copied.is_empty(), "not translated: {copied:?}");
+    }
+
+    /// Plain language: what patients read (pages and messages, not the staff
+    /// console) scores at about a 6th-grade reading level overall, and no
+    /// single sentence-length line above 9th grade (Flesch-Kincaid; English).
+    #[test]
+    fn what_patients_read_is_plain_english() {
+        let catalogues = [
+            include_str!("../locales/en/main.ftl"),
+            include_str!("../../delivery/locales/en/messages.ftl"),
+        ];
+        let mut everything = String::new();
+        let mut hard = Vec::new();
+        for ftl in catalogues {
+            for line in ftl.lines() {
+                let Some((id, text)) = line.split_once('=') else {
+                    continue;
+                };
+                let id = id.trim();
+                if !line.starts_with(|c: char| c.is_ascii_alphabetic()) || id.starts_with("staff-")
+                {
+                    continue;
+                }
+                let text = text.trim();
+                everything.push_str(text);
+                everything.push(' ');
+                let grade = textstat::flesch_kincaid_grade(text);
+                if textstat::lexicon_count(text) >= 8 && grade > 9.0 {
+                    hard.push(format!("{id} (grade {grade:.1}): {text}"));
+                }
+            }
+        }
+        let overall = textstat::flesch_kincaid_grade(&everything);
+        assert!(overall <= 6.5, "overall grade {overall:.1}");
+        assert!(hard.is_empty(), "hard to read:\n{}", hard.join("\n"));
+    }
+
     #[test]
     fn messages_are_translated_not_fallen_back() {
         let en = Tr::new(Language::En);

@@ -32,7 +32,7 @@ password_changed-not-you = If you did not change it, call us right away at { $ph
 password_changed-sms = { $clinic }: your portal password was changed. Not you? Call { $phone } right away.
 
 account_locked-subject = Sign-in to your { $clinic } portal is paused
-account_locked-intro = Someone typed the wrong password for your portal account several times, so we paused sign-in to keep it safe.
+account_locked-intro = Someone typed the wrong password for your portal account many times. To keep it safe, we paused sign-in.
 account_locked-next = You can choose a new password now, and it will open your account right away:
 account_locked-button = Reset my password
 account_locked-sms = { $clinic }: sign-in to your portal is paused after several wrong passwords. Reset it at { $link } or call { $phone }.

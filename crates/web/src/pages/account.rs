@@ -118,7 +118,7 @@ async fn render(
     };
     let tr = ctx.tr(session.preferred_language);
     let page = ChangePasswordPage {
-        chrome: ctx.chrome(&tr),
+        chrome: ctx.signed_in_chrome(&tr, "/signout"),
         problem: match message {
             Message::Problem(key) => Some(tr.t(key)),
             _ => None,

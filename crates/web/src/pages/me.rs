@@ -123,7 +123,7 @@ async fn show(
     };
     let tr = ctx.tr(session.preferred_language);
     let page = AccountPage {
-        chrome: ctx.chrome(&tr),
+        chrome: ctx.signed_in_chrome(&tr, "/signout"),
         csrf: ctx.csrf.clone(),
         email: record.portal.email,
         phone: record.portal.phone,
@@ -241,7 +241,7 @@ async fn render_verify(
     };
     let tr = ctx.tr(session.preferred_language);
     let page = VerifyPage {
-        chrome: ctx.chrome(&tr),
+        chrome: ctx.signed_in_chrome(&tr, "/signout"),
         csrf: ctx.csrf.clone(),
         flow_id,
         problem,

@@ -55,6 +55,15 @@ pub struct Chrome {
     pub help_phone: String,
     /// The same page in the other language.
     pub switch_href: String,
+    /// On a page behind sign-in, the header's sign-out button.
+    pub sign_out: Option<SignOut>,
+}
+
+/// The sign-out form every signed-in page carries in its header.
+pub struct SignOut {
+    /// `/signout` for patients, `/staff/signout` for staff.
+    pub action: &'static str,
+    pub csrf: String,
 }
 
 /// What every page handler needs from the request.
@@ -121,6 +130,18 @@ impl PageContext {
             clinic_name: self.settings.clinic_name.clone(),
             help_phone: self.settings.help_phone.clone(),
             switch_href: format!("{}?lang={}", self.path, tr.other().code()),
+            sign_out: None,
+        }
+    }
+
+    /// The chrome of a page behind sign-in: with a sign-out button to `action`.
+    pub fn signed_in_chrome(&self, tr: &Tr, action: &'static str) -> Chrome {
+        Chrome {
+            sign_out: Some(SignOut {
+                action,
+                csrf: self.csrf.clone(),
+            }),
+            ..self.chrome(tr)
         }
     }
 
@@ -207,6 +228,7 @@ fn bare_context(settings: &WebSettings, headers: &HeaderMap) -> (Tr, Chrome) {
         clinic_name: settings.clinic_name.clone(),
         help_phone: settings.help_phone.clone(),
         switch_href: format!("/signin?lang={}", tr.other().code()),
+        sign_out: None,
     };
     (tr, chrome)
 }
@@ -228,6 +250,20 @@ pub fn form_expired(settings: &WebSettings, headers: &HeaderMap) -> Response {
         "form-expired-body",
         "/signin",
         "back-to-signin",
+    );
+    html_response(StatusCode::FORBIDDEN, &page)
+}
+
+/// The page for a staff member whose role does not reach a page.
+pub fn role_forbidden(settings: &WebSettings, headers: &HeaderMap) -> Response {
+    let (tr, chrome) = bare_context(settings, headers);
+    let page = MessagePage::new(
+        tr,
+        chrome,
+        "staff-forbidden-title",
+        "staff-forbidden-body",
+        "/staff",
+        "staff-search-title",
     );
     html_response(StatusCode::FORBIDDEN, &page)
 }

@@ -130,7 +130,6 @@ async fn signin_submit(
 struct HomePage {
     tr: Tr,
     chrome: Chrome,
-    csrf: String,
     given_name: String,
     notice: Option<String>,
 }
@@ -156,9 +155,8 @@ async fn home_page(
         Ok(session) => {
             let tr = ctx.tr(session.preferred_language);
             let page = HomePage {
-                chrome: ctx.chrome(&tr),
+                chrome: ctx.signed_in_chrome(&tr, "/signout"),
                 tr,
-                csrf: ctx.csrf.clone(),
                 given_name: session.given_name,
                 notice: query.changed.map(|_| tr.t("pw-changed")),
             };

@@ -67,9 +67,7 @@ async fn staff_or_redirect(
         Err(ServiceError::TotpEnrollmentRequired) => {
             Err(see_other("/staff/totp", CookieJar::new()))
         }
-        Err(ServiceError::Forbidden) => {
-            Err((StatusCode::FORBIDDEN, "Your role does not reach this page.").into_response())
-        }
+        Err(ServiceError::Forbidden) => Err(super::role_forbidden(&state.settings, headers)),
         Err(_) => Err(see_other("/staff/signin", CookieJar::new())),
     }
 }
@@ -217,7 +215,7 @@ async fn show_totp(
         .unwrap_or_default();
     let tr = ctx.tr(None);
     let page = TotpPage {
-        chrome: ctx.chrome(&tr),
+        chrome: ctx.signed_in_chrome(&tr, "/staff/signout"),
         csrf: ctx.csrf.clone(),
         secret,
         qr_svg,
@@ -256,8 +254,9 @@ async fn totp_submit(
 struct SearchPage {
     tr: Tr,
     chrome: Chrome,
-    csrf: String,
     staff_name: String,
+    /// Whether the audit trail is open to this role (else no link to it).
+    can_audit: bool,
     query: String,
     patients: Vec<PatientSummary>,
 }
@@ -276,6 +275,10 @@ async fn search_page(
 ) -> Response {
     let session = match staff_or_redirect(&state, &headers, Area::Patients).await {
         Ok(session) => session,
+        // An auditor's console is the audit trail.
+        Err(response) if response.status() == StatusCode::FORBIDDEN => {
+            return redirect_to("/staff/audit")
+        }
         Err(response) => return response,
     };
     let patients = match state.services.search_patients(&query.query).await {
@@ -288,8 +291,8 @@ async fn search_page(
     }
     let tr = ctx.tr(None);
     let page = SearchPage {
-        chrome: ctx.chrome(&tr),
-        csrf: ctx.csrf.clone(),
+        chrome: ctx.signed_in_chrome(&tr, "/staff/signout"),
+        can_audit: session.staff.role.may(Area::Audit),
         staff_name: session.staff.username,
         query: query.query,
         patients,
@@ -359,7 +362,7 @@ async fn show_record(
         StatusCode::OK
     };
     let page = PatientPage {
-        chrome: ctx.chrome(&tr),
+        chrome: ctx.signed_in_chrome(&tr, "/staff/signout"),
         csrf: ctx.csrf.clone(),
         record,
         notice,
@@ -467,7 +470,7 @@ async fn reset_code(
         Ok((code, expires_at)) => {
             let tr = ctx.tr(None);
             let page = CodePage {
-                chrome: ctx.chrome(&tr),
+                chrome: ctx.signed_in_chrome(&tr, "/staff/signout"),
                 patient_id: id,
                 code,
                 expires: expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -609,7 +612,7 @@ async fn invite(
                 .and_then(carekey_domain::model::Language::from_tag)
                 .map_or(staff_tr, Tr::new);
             let page = LetterPage {
-                chrome: ctx.chrome(&tr),
+                chrome: ctx.signed_in_chrome(&tr, "/staff/signout"),
                 staff_back: staff_tr.t("staff-back-to-record"),
                 staff_print: staff_tr.t("staff-print"),
                 patient_id: id,
@@ -697,7 +700,7 @@ async fn audit_page(
     };
     let tr = ctx.tr(None);
     let page = AuditPage {
-        chrome: ctx.chrome(&tr),
+        chrome: ctx.signed_in_chrome(&tr, "/staff/signout"),
         chain_ok: check.ok,
         events: check.events.to_string(),
         first_bad: check

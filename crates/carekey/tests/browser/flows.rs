@@ -1,145 +1,14 @@
-//! Browser tests: headless Chromium, driven through ChromeDriver, signs in
-//! through the real pages. Skipped with a message when ChromeDriver is absent,
-//! except under `CI=true`, where its absence fails the run.
+//! Whole journeys through the pages in a real browser: sign-in and out,
+//! Spanish, the live password rules, resets by link, text and front-desk code,
+//! and enrollment with a printed code.
 
-// Test code: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-#[path = "api/sinks.rs"]
-#[allow(dead_code)]
-mod sinks;
-
-use fantoccini::{Client, ClientBuilder, Locator};
-use helpers::{spawn_app, Backend, PASSWORD};
-use std::process::{Child, Command, Stdio};
+use crate::driver::{
+    browser, click, fill, submit_sign_in, text_of, wait_for_path, wait_for_path_prefix,
+};
+use crate::helpers::{spawn_app, Backend, PASSWORD};
+use crate::sinks;
+use fantoccini::{Client, Locator};
 use std::time::Duration;
-
-/// A ChromeDriver process that ends with the test.
-struct Driver {
-    process: Child,
-    url: String,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-fn chromedriver_path() -> Option<String> {
-    let candidates = [
-        std::env::var("CHROMEDRIVER").ok(),
-        Some("/usr/bin/chromedriver".into()),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| std::path::Path::new(p).exists())
-}
-
-async fn browser() -> Option<(Client, Driver)> {
-    let Some(chromedriver) = chromedriver_path() else {
-        assert!(
-            !carekey_store::testing::in_ci(),
-            "CI=true but chromedriver is not installed (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("SKIPPED browser test: chromedriver not found (apt-get install chromium chromium-driver)");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let process = Command::new(chromedriver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let profile = tempfile::tempdir().unwrap();
-    let driver = Driver {
-        process,
-        url: format!("http://127.0.0.1:{port}"),
-        _profile: profile,
-    };
-    let mut capabilities = serde_json::Map::new();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1024,768",
-                format!("--user-data-dir={}", driver._profile.path().display()),
-            ]
-        }),
-    );
-    for _ in 0..100 {
-        // ChromeDriver listens on plain http on loopback: no TLS connector is needed.
-        let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities.clone())
-            .connect(&driver.url)
-            .await;
-        if let Ok(client) = attempt {
-            return Some((client, driver));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("could not start a Chromium session through chromedriver");
-}
-
-/// Waits until the page's path is `path` (pages load asynchronously after a click).
-async fn wait_for_path(client: &Client, path: &str) {
-    for _ in 0..100 {
-        if client.current_url().await.unwrap().path() == path {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "never reached {path}; at {}",
-        client.current_url().await.unwrap()
-    );
-}
-
-/// Fills in the sign-in form (replacing what is in it) and submits it.
-async fn submit_sign_in(client: &Client, login: &str, password: &str) {
-    let login_field = client.find(Locator::Id("login")).await.unwrap();
-    login_field.clear().await.unwrap();
-    login_field.send_keys(login).await.unwrap();
-    let password_field = client.find(Locator::Id("password")).await.unwrap();
-    password_field.clear().await.unwrap();
-    password_field.send_keys(password).await.unwrap();
-    client
-        .find(Locator::Css("form[action='/signin'] button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// The text of the first element matching `css`, waiting for it to appear
-/// (after a form post the new page may still be loading).
-async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_signs_in_and_out_through_the_pages_and_reads_them_in_spanish() {
@@ -310,40 +179,6 @@ async fn the_new_password_rules_tick_as_the_patient_types() {
         .await
         .contains("Your password was changed"));
     client.close().await.unwrap();
-}
-
-/// Waits until the page's path starts with `prefix`.
-async fn wait_for_path_prefix(client: &Client, prefix: &str) {
-    for _ in 0..100 {
-        if client
-            .current_url()
-            .await
-            .unwrap()
-            .path()
-            .starts_with(prefix)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("never reached {prefix}…");
-}
-
-/// Types into a field by id, replacing what is there.
-async fn fill(client: &Client, id: &str, text: &str) {
-    let field = client.find(Locator::Id(id)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
 }
 
 /// Waits until the rule line for `codes` shows `class` (the live check answered).
