@@ -429,15 +429,18 @@ pub trait StaffConsoleStore: Send + Sync {
 
     /// Replaces a patient's email and/or phone (`Some(None)` removes it); the
     /// new values are verified by staff. Notices (to the old contacts) are
-    /// queued with the change.
+    /// queued with the change. Only if each contact being replaced still
+    /// holds the value in `seen` (what the notices were written for): `false`,
+    /// with nothing changed, when someone else changed it first.
     async fn update_contacts(
         &self,
         patient: PatientId,
+        seen: &SeenContacts,
         email: Option<Option<String>>,
         phone: Option<Option<String>>,
         notices: &[NewMessage],
         audit: AuditEvent,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 
     /// Stores a new activation code for a patient, voiding the older ones,
     /// with its invitation message (none when printed) and the audit event.
@@ -680,4 +683,12 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// The account's lock counters as stored, for reports and tests.
     async fn lock_state(&self, account: AccountId) -> StoreResult<crate::lockout::LockState>;
+}
+
+/// A patient's email and phone as read before a change was decided on; the
+/// change is applied only if they are still the same (no lost update).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenContacts {
+    pub email: Option<String>,
+    pub phone: Option<String>,
 }

@@ -12,7 +12,7 @@ use carekey_domain::ids::{MessageId, PatientId, StaffId};
 use carekey_domain::message::{Channel, MessageData, MessageKind, NewMessage};
 use carekey_domain::model::{Language, SessionOwner};
 use carekey_domain::policy::Policy;
-use carekey_domain::ports::{NewSession, NewToken, NoticeContacts, PatientQuery};
+use carekey_domain::ports::{NewSession, NewToken, NoticeContacts, PatientQuery, SeenContacts};
 use carekey_domain::secret::Password;
 use carekey_domain::session::SessionExpiry;
 use carekey_domain::staff::{
@@ -27,6 +27,8 @@ use tracing::instrument;
 
 /// Characters in an activation code (DESIGN.md: 12 or more, grouped for reading aloud).
 const ACTIVATION_CODE_LENGTH: usize = 12;
+/// How often a staff contact change reads again when another change won the race.
+const CONTACT_CHANGE_ATTEMPTS: usize = 20;
 
 /// A new staff session, handed over once.
 #[derive(Debug)]
@@ -682,54 +684,68 @@ impl Services {
                 "give an email or a phone to change",
             ));
         }
-        let record = self.patient_record(patient).await?;
-        let mut old = Vec::new();
-        if let (Some(new), Some(current)) = (&email, &record.portal.email) {
-            if current.verified && current.value != new.as_str() {
-                old.push(("email".to_owned(), current.value.clone()));
+        // Read, decide whom to tell, and write only if nobody changed the
+        // contacts in between; else read again (no lost update, no notice
+        // to an address that was already replaced).
+        for _ in 0..CONTACT_CHANGE_ATTEMPTS {
+            let record = self.patient_record(patient).await?;
+            let seen = SeenContacts {
+                email: record.portal.email.as_ref().map(|c| c.value.clone()),
+                phone: record.portal.phone.as_ref().map(|c| c.value.clone()),
+            };
+            let mut old = Vec::new();
+            if let (Some(new), Some(current)) = (&email, &record.portal.email) {
+                if current.verified && current.value != new.as_str() {
+                    old.push(("email".to_owned(), current.value.clone()));
+                }
             }
-        }
-        if let (Some(new), Some(current)) = (&phone, &record.portal.phone) {
-            if current.verified && current.value != new.as_str() {
-                old.push(("phone".to_owned(), current.value.clone()));
+            if let (Some(new), Some(current)) = (&phone, &record.portal.phone) {
+                if current.verified && current.value != new.as_str() {
+                    old.push(("phone".to_owned(), current.value.clone()));
+                }
             }
-        }
-        let told = NoticeContacts {
-            patient_id: patient,
-            given_name: record.given_name.clone(),
-            language: record
-                .preferred_language
-                .as_deref()
-                .and_then(Language::from_tag)
-                .unwrap_or_default(),
-            verified: old,
-        };
-        let event = AuditEvent::new(
-            self.clock.now(),
-            session.actor(),
-            AuditAction::ContactsChanged,
-            Outcome::Success,
-        )
-        .patient(patient)
-        .ip(client.ip.clone())
-        .details(attested(
-            verification,
-            json!({ "email_changed": email.is_some(), "phone_changed": phone.is_some() }),
-        ));
-        let event = match record.portal.account_id {
-            Some(account) => event.account(account),
-            None => event,
-        };
-        self.store
-            .update_contacts(
-                patient,
-                email.map(|e| Some(e.as_str().to_owned())),
-                phone.map(|p| Some(p.as_str().to_owned())),
-                &notices(&told, MessageKind::ContactChanged, &MessageData::default()),
-                event,
+            let told = NoticeContacts {
+                patient_id: patient,
+                given_name: record.given_name.clone(),
+                language: record
+                    .preferred_language
+                    .as_deref()
+                    .and_then(Language::from_tag)
+                    .unwrap_or_default(),
+                verified: old,
+            };
+            let event = AuditEvent::new(
+                self.clock.now(),
+                session.actor(),
+                AuditAction::ContactsChanged,
+                Outcome::Success,
             )
-            .await?;
-        self.patient_record(patient).await
+            .patient(patient)
+            .ip(client.ip.clone())
+            .details(attested(
+                verification,
+                json!({ "email_changed": email.is_some(), "phone_changed": phone.is_some() }),
+            ));
+            let event = match record.portal.account_id {
+                Some(account) => event.account(account),
+                None => event,
+            };
+            let applied = self
+                .store
+                .update_contacts(
+                    patient,
+                    &seen,
+                    email.as_ref().map(|e| Some(e.as_str().to_owned())),
+                    phone.as_ref().map(|p| Some(p.as_str().to_owned())),
+                    &notices(&told, MessageKind::ContactChanged, &MessageData::default()),
+                    event,
+                )
+                .await?;
+            if applied {
+                return self.patient_record(patient).await;
+            }
+        }
+        Err(internal("contacts kept changing under a staff update"))
     }
 
     /// Audit events, newest first (at most 500).

@@ -17,7 +17,8 @@ macro_rules! impl_staff_store {
         use carekey_domain::model::SessionOwner;
         use carekey_domain::policy::LockoutPolicy;
         use carekey_domain::ports::{
-            NewSession, NewToken, PatientQuery, StaffConsoleStore, StoreError, StoreResult,
+            NewSession, NewToken, PatientQuery, SeenContacts, StaffConsoleStore, StoreError,
+            StoreResult,
         };
         use carekey_domain::staff::{
             ContactView, PatientRecord, PatientSummary, PortalPanel, PortalStatus, RecoveryAttempt,
@@ -503,13 +504,42 @@ macro_rules! impl_staff_store {
             async fn update_contacts(
                 &self,
                 patient: PatientId,
+                seen: &SeenContacts,
                 email: Option<Option<String>>,
                 phone: Option<Option<String>>,
                 notices: &[NewMessage],
                 audit: AuditEvent,
-            ) -> StoreResult<()> {
+            ) -> StoreResult<bool> {
                 let at = millis(audit.at);
                 let mut tx = self.begin_write().await?;
+                // The patient row first: concurrent changes to one patient
+                // queue here (a row lock on PostgreSQL; SQLite has one writer).
+                sqlx::query("UPDATE patients SET updated_at = $2 WHERE id = $1")
+                    .bind(patient.0)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                for (kind, change, expected) in [
+                    ("email", email.is_some(), &seen.email),
+                    ("phone", phone.is_some(), &seen.phone),
+                ] {
+                    if !change {
+                        continue;
+                    }
+                    let current: Option<String> = sqlx::query_scalar(
+                        "SELECT value FROM contacts WHERE patient_id = $1 AND kind = $2",
+                    )
+                    .bind(patient.0)
+                    .bind(kind)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+                    if current.as_ref() != expected.as_ref() {
+                        tx.rollback().await.map_err(backend_error)?;
+                        return Ok(false);
+                    }
+                }
                 for (kind, change) in [("email", email), ("phone", phone)] {
                     let Some(value) = change else { continue };
                     sqlx::query("DELETE FROM contacts WHERE patient_id = $1 AND kind = $2")
@@ -532,15 +562,10 @@ macro_rules! impl_staff_store {
                         .map_err(backend_error)?;
                     }
                 }
-                sqlx::query("UPDATE patients SET updated_at = $2 WHERE id = $1")
-                    .bind(patient.0)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_error)?;
                 Self::insert_messages_in(&mut tx, notices, audit.at).await?;
                 Self::append_in(&mut tx, &audit).await?;
-                Self::commit(tx).await
+                Self::commit(tx).await?;
+                Ok(true)
             }
 
             async fn list_audit(

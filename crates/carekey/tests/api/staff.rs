@@ -28,12 +28,12 @@ on_both_backends!(
 const STAFF_PASSWORD: &str = "front desk long passphrase here";
 const PHOTO_ID: &str = r#"{"method":"photo_id","note":"driver's license"}"#;
 
-fn verification() -> Value {
+pub(crate) fn verification() -> Value {
     serde_json::from_str(PHOTO_ID).unwrap()
 }
 
 /// A staff user of `role` with TOTP enrolled; returns a session token.
-async fn staff(app: &TestApp, username: &str, role: StaffRole) -> String {
+pub(crate) async fn staff(app: &TestApp, username: &str, role: StaffRole) -> String {
     app.services
         .create_staff(
             Username::parse(username).unwrap(),
@@ -78,7 +78,7 @@ fn totp_now(app: &TestApp, secret: &str) -> String {
 }
 
 /// A request with a staff bearer token: status and JSON body (Null when empty).
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     token: &str,
     method: &str,
@@ -104,7 +104,7 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn patient_id_of(app: &TestApp, token: &str, query: &str) -> String {
+pub(crate) async fn patient_id_of(app: &TestApp, token: &str, query: &str) -> String {
     let (status, body) = call(
         app,
         token,
