@@ -59,8 +59,14 @@ impl Sender for FileSender {
                 )
             }
         };
+        // Named by the message alone and renamed into place whole: a resend
+        // after a crash replaces the same file, never adds a second or half one.
         let path = self.dir.join(&name);
-        tokio::fs::write(&path, bytes)
+        let partial = self.dir.join(format!(".{name}.partial"));
+        tokio::fs::write(&partial, bytes).await.map_err(|e| {
+            SendError::transient(format!("cannot write {}: {e}", partial.display()))
+        })?;
+        tokio::fs::rename(&partial, &path)
             .await
             .map_err(|e| SendError::transient(format!("cannot write {}: {e}", path.display())))?;
         Ok(Some(name))
