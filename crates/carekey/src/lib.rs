@@ -12,7 +12,6 @@ use carekey_service::{ServiceSettings, Services};
 use carekey_store::StoreOptions;
 use carekey_web::{AppState, WebSettings};
 use config::Settings;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -53,18 +52,73 @@ pub fn app(settings: &Settings, services: Services) -> axum::Router {
     carekey_web::app(AppState::new(services, web))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves.
+/// How long a client may take to send a request's headers. Without it a
+/// client that sends a byte now and then (slowloris) holds a connection for
+/// ever; bodies are bounded by the app's own request timeout.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long open connections get to finish after `shutdown` resolves.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests
+/// in progress finish. HTTP/1.1 and HTTP/2 (prior knowledge), with the client
+/// address available to handlers and a limit on the time to send headers.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, then go on.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                tower::ServiceExt::oneshot(app.clone(), request)
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout");
+    }
+    Ok(())
 }
 
 /// The organisation's policy warnings (NIST 800-63B-4), read without changing

@@ -51,9 +51,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         let cookie = CookieJar::from_headers(&headers)
             .get(cookie_name(settings))
             .map(|c| c.value().to_owned());
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|_| expired())?;
+        let body = match Bytes::from_request(request, state).await {
+            Ok(body) => body,
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(pages::too_large(settings, &headers))
+            }
+            Err(_) => return Err(expired()),
+        };
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_bytes(&body).map_err(|_| expired())?;
         let presented = pairs

@@ -9,6 +9,7 @@ mod contacts;
 mod delivery;
 mod enrollment;
 mod helpers;
+mod hostile;
 mod openapi;
 mod pages;
 mod passwords;

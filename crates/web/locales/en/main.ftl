@@ -26,6 +26,8 @@ home-signout = Sign out
 
 error-title = Something went wrong
 error-body = We couldn't finish that just now. Please wait a minute and try again.
+too-large-title = That was too much to send
+too-large-body = What you typed is much longer than anything we accept. Please check it and try again.
 form-expired-title = This page timed out
 form-expired-body = For your safety, forms stop working after a while. Please try again on this fresh page.
 not-found-title = We can't find that page

@@ -26,6 +26,8 @@ home-signout = Salir
 
 error-title = Algo salió mal
 error-body = No pudimos terminar eso ahora. Espere un minuto y vuelva a intentarlo.
+too-large-title = Eso es demasiado para enviar
+too-large-body = Lo que escribió es mucho más largo de lo que aceptamos. Revíselo e inténtelo de nuevo.
 form-expired-title = Esta página caducó
 form-expired-body = Por su seguridad, los formularios dejan de funcionar después de un tiempo. Vuelva a intentarlo en esta página nueva.
 not-found-title = No encontramos esa página

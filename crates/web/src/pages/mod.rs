@@ -254,6 +254,20 @@ pub fn form_expired(settings: &WebSettings, headers: &HeaderMap) -> Response {
     html_response(StatusCode::FORBIDDEN, &page)
 }
 
+/// The page for a form post far bigger than any real one (a 10 MB password).
+pub fn too_large(settings: &WebSettings, headers: &HeaderMap) -> Response {
+    let (tr, chrome) = bare_context(settings, headers);
+    let page = MessagePage::new(
+        tr,
+        chrome,
+        "too-large-title",
+        "too-large-body",
+        "/signin",
+        "back-to-signin",
+    );
+    html_response(StatusCode::PAYLOAD_TOO_LARGE, &page)
+}
+
 /// The page for a staff member whose role does not reach a page.
 pub fn role_forbidden(settings: &WebSettings, headers: &HeaderMap) -> Response {
     let (tr, chrome) = bare_context(settings, headers);
