@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/process.rs"]
+#[allow(dead_code)]
 mod process;
 
 use process::{call, carekey, free_port, prepare, staff_session, verification, Server};

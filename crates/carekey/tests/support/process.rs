@@ -99,6 +99,11 @@ pub fn free_port() -> u16 {
 /// One staff session, enrolled in TOTP, reused across restarts (sessions
 /// live in the database).
 pub async fn staff_session(base: &str) -> String {
+    staff_session_and_secret(base).await.0
+}
+
+/// A staff session and the TOTP secret enrolled for it.
+pub async fn staff_session_and_secret(base: &str) -> (String, String) {
     let client = reqwest::Client::new();
     let signed_in: Value = client
         .post(format!("{base}/api/v1/staff/sessions"))
@@ -133,7 +138,7 @@ pub async fn staff_session(base: &str) -> String {
         .await
         .unwrap();
     assert_eq!(confirmed.status(), 204);
-    token
+    (token, secret.to_owned())
 }
 
 pub fn verification() -> Value {
@@ -164,7 +169,14 @@ pub fn prepare(data: &Path, database_url: &str) {
     let migrate = carekey(data, database_url).arg("migrate").status().unwrap();
     assert!(migrate.success());
     let mut add = carekey(data, database_url)
-        .args(["staff", "add", "--username", STAFF, "--role", "front_desk"])
+        .args([
+            "staff",
+            "add",
+            "--username",
+            STAFF,
+            "--role",
+            "portal_admin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
