@@ -30,7 +30,8 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
 /// The whole application: API, pages, operations, with every cross-cutting layer.
 pub fn app(state: AppState) -> Router {
-    let (api_router, openapi) = api::router().split_for_parts();
+    let (api_router, mut openapi) = api::router().split_for_parts();
+    api::complete_document(&mut openapi);
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api_router)
