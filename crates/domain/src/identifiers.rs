@@ -133,14 +133,30 @@ impl PhoneE164 {
         if value.len() > 32 || value.chars().any(char::is_control) {
             return Err(IdentifierError::Phone);
         }
-        let region = default_region.parse::<phonenumber::country::Id>().ok();
+        // A number written with its country code is read without the default
+        // region: the phonenumber crate otherwise strips a leading 1 from, for
+        // example, `+44 151 …` (a Liverpool number) when the region is US.
+        let region = if value.starts_with('+') {
+            None
+        } else {
+            default_region.parse::<phonenumber::country::Id>().ok()
+        };
         let number = phonenumber::parse(region, &value).map_err(|_| IdentifierError::Phone)?;
         if !phonenumber::is_valid(&number) {
             return Err(IdentifierError::Phone);
         }
-        Ok(Self(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        // The stored form must read back as the same valid number: some
+        // national spellings (found by fuzzing: `15 1234 5 1S.S` in GB) format
+        // to an E.164 string that is itself invalid, which no patient could
+        // ever type to match.
+        let again = phonenumber::parse(None, &e164).map_err(|_| IdentifierError::Phone)?;
+        if !phonenumber::is_valid(&again)
+            || again.format().mode(phonenumber::Mode::E164).to_string() != e164
+        {
+            return Err(IdentifierError::Phone);
+        }
+        Ok(Self(e164))
     }
 
     pub fn as_str(&self) -> &str {
@@ -323,6 +339,28 @@ mod tests {
         );
         assert!(PhoneE164::parse("12", "US").is_err());
         assert!(PhoneE164::parse("+1 210 555 0142\r\nX", "US").is_err());
+    }
+
+    /// Found by the `identifiers` fuzz target: an accepted number is stored in
+    /// a form that reads back as itself, or it is not accepted at all.
+    #[test]
+    fn an_accepted_number_reads_back_as_itself() {
+        assert_eq!(
+            PhoneE164::parse("+44 151 234 5177", "US").unwrap().as_str(),
+            "+441512345177"
+        );
+        for (written, region) in [
+            ("07911 123456", "GB"),
+            ("55 1234 5678", "MX"),
+            ("(210) 555-0142", "US"),
+        ] {
+            let phone = PhoneE164::parse(written, region).unwrap();
+            assert_eq!(
+                PhoneE164::parse(phone.as_str(), "US").unwrap(),
+                phone,
+                "{written}"
+            );
+        }
     }
 
     #[test]
