@@ -58,6 +58,8 @@ pub enum ApiError {
     InvalidSignature,
     /// No route serves this path and method.
     NoSuchRoute,
+    /// The path is served, but not with this method.
+    MethodNotAllowed,
     /// Too many requests; try again after this many seconds (`Retry-After`).
     RateLimited(i64),
     /// A wrong code, with the attempts left where the contract gives them.
@@ -146,6 +148,12 @@ impl ApiError {
                 "no_such_route",
                 "No such route",
                 "Nothing is served at this path; see /api/openapi.json.".into(),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                "This path is served, but not with this method; see /api/openapi.json.".into(),
             ),
             ApiError::RateLimited(_) => (
                 StatusCode::TOO_MANY_REQUESTS,

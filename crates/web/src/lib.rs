@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api_router)
         .merge(pages::router())
         .fallback(pages::not_found)
+        .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(axum::Extension(std::sync::Arc::new(openapi)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))

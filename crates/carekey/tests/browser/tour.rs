@@ -410,6 +410,9 @@ pub async fn patient_tour(
     // protection cookie gone, as after a browser restart).
     inspector.open(client, app, "/no-such-page").await;
     inspector.look(client, "not-found").await;
+    // A form's address typed into the address bar (GET where only POST is served).
+    inspector.open(client, app, "/signout").await;
+    inspector.look(client, "form-address-typed-in").await;
     inspector.open(client, app, "/forgot-password").await;
     client.delete_cookie("carekey_csrf").await.unwrap();
     fill(client, "identifier", "alex.rivera").await;

@@ -301,14 +301,31 @@ pub async fn not_found(
     axum::extract::State(state): axum::extract::State<AppState>,
     headers: HeaderMap,
 ) -> Response {
+    nothing_here(&state, &headers, StatusCode::NOT_FOUND)
+}
+
+/// A served path asked with the wrong method (a typed-in `/signout`): the
+/// same kind page for browsers, a problem document for everyone else.
+pub async fn method_not_allowed(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    nothing_here(&state, &headers, StatusCode::METHOD_NOT_ALLOWED)
+}
+
+fn nothing_here(state: &AppState, headers: &HeaderMap, status: StatusCode) -> Response {
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if !wants_html {
-        return crate::error::ApiError::NoSuchRoute.into_response();
+        return if status == StatusCode::METHOD_NOT_ALLOWED {
+            crate::error::ApiError::MethodNotAllowed.into_response()
+        } else {
+            crate::error::ApiError::NoSuchRoute.into_response()
+        };
     }
-    let (tr, chrome) = bare_context(&state.settings, &headers);
+    let (tr, chrome) = bare_context(&state.settings, headers);
     let page = MessagePage::new(
         tr,
         chrome,
@@ -317,7 +334,7 @@ pub async fn not_found(
         "/signin",
         "back-to-signin",
     );
-    html_response(StatusCode::NOT_FOUND, &page)
+    html_response(status, &page)
 }
 
 /// A `303 See Other` to `location`, the answer to a successful form post.
