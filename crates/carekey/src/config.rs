@@ -249,6 +249,14 @@ impl Config {
             .map_err(|error| format!("configuration is not valid: {error}"))
     }
 
+    /// Defaults, then the TOML text alone (no environment): what a file says.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|error| format!("configuration is not valid: {error}"))
+    }
+
     /// Checks every value; all problems are reported together.
     pub fn validate(&self) -> Result<Settings, Vec<String>> {
         let mut problems = Vec::new();
