@@ -73,6 +73,12 @@ enum Command {
         #[arg(long)]
         username: String,
     },
+    /// Sessions: `sessions end --username U` signs one patient out everywhere;
+    /// `sessions end --all` signs everyone out (patients and staff).
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// Configuration.
     Config {
         #[command(subcommand)]
@@ -89,6 +95,17 @@ enum PatientCommand {
     Invite {
         #[arg(long, required = true)]
         all_without_account: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// End sessions: one patient's (`--username`) or everyone's (`--all`).
+    End {
+        #[arg(long, conflicts_with = "all")]
+        username: Option<String>,
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -385,6 +402,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot unlock {username}: {}", describe(e)))?;
             println!("unlocked {username}");
+            Ok(())
+        }
+        Command::Sessions {
+            command: SessionsCommand::End { username, all },
+        } => {
+            let username = match (username, all) {
+                (Some(username), false) => {
+                    Some(Username::parse(&username).map_err(|e| anyhow::anyhow!("username {e}"))?)
+                }
+                (None, true) => None,
+                _ => anyhow::bail!("give either --username U or --all"),
+            };
+            let ended = services
+                .end_sessions(username.as_ref())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot end sessions: {}", describe(e)))?;
+            println!("ended {ended} sessions");
             Ok(())
         }
         Command::Config { .. } => Ok(()),

@@ -585,6 +585,14 @@ pub trait SessionStore: Send + Sync {
 
     /// Ends one session; returns whether a live one was ended.
     async fn revoke_session(&self, id_hash: &TokenHash, audit: AuditEvent) -> StoreResult<bool>;
+
+    /// Ends every live session of one patient account, or of everyone
+    /// (patients and staff) when `account` is `None`; how many ended.
+    async fn revoke_all_sessions(
+        &self,
+        account: Option<AccountId>,
+        audit: AuditEvent,
+    ) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -141,6 +141,31 @@ impl Services {
         Ok(self.store.unlock_account(username, &notices, event).await?)
     }
 
+    /// Ends every session of one patient (`Some(username)`) or of everyone,
+    /// patients and staff (`carekey sessions end`); how many ended. An
+    /// unknown username is `NotFound`.
+    pub async fn end_sessions(&self, username: Option<&Username>) -> ServiceResult<u64> {
+        let account = match username {
+            Some(username) => Some(
+                self.account_named(username)
+                    .await?
+                    .ok_or(ServiceError::NotFound)?,
+            ),
+            None => None,
+        };
+        let event = AuditEvent::new(
+            self.clock.now(),
+            Actor::System,
+            AuditAction::SessionEnded,
+            Outcome::Success,
+        )
+        .details(serde_json::json!({
+            "reason": if account.is_some() { "operator_ended_account_sessions" } else { "operator_ended_all_sessions" },
+            "via": "command_line",
+        }));
+        Ok(self.store.revoke_all_sessions(account, event).await?)
+    }
+
     /// The account with this username, if any.
     async fn account_named(&self, username: &Username) -> ServiceResult<Option<AccountId>> {
         let login = carekey_domain::identifiers::Login::Username(username.clone());

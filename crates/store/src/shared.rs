@@ -1012,6 +1012,27 @@ macro_rules! impl_store {
                 Ok(done.rows_affected())
             }
 
+            async fn revoke_all_sessions(&self, account: Option<AccountId>, audit: AuditEvent) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2 WHERE revoked_at IS NULL \
+                     AND ($1 IS NULL OR account_id = $1)",
+                )
+                .bind(account.map(|a| a.0))
+                .bind(millis(audit.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+                let mut event = match account {
+                    Some(account) => audit.account(account),
+                    None => audit,
+                };
+                event.details["sessions_ended"] = done.rows_affected().into();
+                Self::append_in(&mut tx, &event).await?;
+                Self::commit(tx).await?;
+                Ok(done.rows_affected())
+            }
+
             async fn revoke_session(&self, id_hash: &TokenHash, audit: AuditEvent) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
                 let row = sqlx::query(

@@ -19,6 +19,7 @@ on_both_backends!(
     a_shared_family_email_signs_nobody_in_but_usernames_work,
     malformed_bodies_are_problem_documents_that_echo_nothing,
     sign_in_events_are_audited,
+    an_operator_ends_one_patients_or_everyones_sessions,
 );
 
 async fn patients_sign_in_by_username_or_email_in_any_case(app: TestApp) {
@@ -379,6 +380,45 @@ async fn malformed_bodies_are_problem_documents_that_echo_nothing(app: TestApp) 
         huge.status(),
         413,
         "a 256 KiB password is refused before any hashing"
+    );
+}
+
+async fn an_operator_ends_one_patients_or_everyones_sessions(app: TestApp) {
+    use carekey_domain::identifiers::Username;
+    app.patient("alex", "Alex").await;
+    app.patient("sam", "Sam").await;
+    let alex = [
+        app.session_token("alex").await,
+        app.session_token("alex").await,
+    ];
+    let sam = app.session_token("sam").await;
+    let ended = app
+        .services
+        .end_sessions(Some(&Username::parse("alex").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(ended, 2);
+    for token in &alex {
+        assert_eq!(app.current_session(token).await.status(), 401);
+    }
+    assert_eq!(app.current_session(&sam).await.status(), 200, "only Alex's");
+    let unknown = app
+        .services
+        .end_sessions(Some(&Username::parse("nobody").unwrap()))
+        .await;
+    assert!(unknown.is_err());
+    let sam_again = app.session_token("sam").await;
+    let everyone = app.services.end_sessions(None).await.unwrap();
+    assert_eq!(everyone, 2, "Sam's two sessions; Alex's were already over");
+    assert_eq!(app.current_session(&sam).await.status(), 401);
+    assert_eq!(app.current_session(&sam_again).await.status(), 401);
+    assert_eq!(
+        app.services
+            .store
+            .count_audit("session.ended")
+            .await
+            .unwrap(),
+        2
     );
 }
 
