@@ -90,6 +90,7 @@ forgot-username-identifier-hint = Use the one you gave the clinic.
 forgot-username-channel = How should we send it?
 forgot-fill-in = Fill in { $what }.
 forgot-submit = Send
+forgot-phone-note = A text or call goes to the phone number we have for you. Anyone who has that phone can see what we send, so email is safer if you can use it.
 forgot-bad-birth-date = Please enter your whole date of birth: month, day, and a 4-digit year.
 forgot-missing = Please fill in the details asked for above.
 forgot-unreadable = We couldn't read that. Please check the email address or phone number and try again.

@@ -89,6 +89,7 @@ forgot-username-identifier = Su correo electrónico o número de celular
 forgot-username-identifier-hint = Use el que le dio a la clínica.
 forgot-username-channel = ¿Cómo se lo enviamos?
 forgot-fill-in = Escriba { $what }.
+forgot-phone-note = El mensaje de texto o la llamada llegan al teléfono que tenemos para usted. Cualquiera que tenga ese teléfono puede ver lo que enviamos; por eso el correo electrónico es más seguro, si puede usarlo.
 forgot-submit = Enviar
 forgot-bad-birth-date = Escriba su fecha de nacimiento completa: mes, día y año con 4 números.
 forgot-missing = Por favor, complete los datos que se piden arriba.
