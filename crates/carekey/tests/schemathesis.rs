@@ -18,7 +18,7 @@ use std::process::Command;
 
 fn schemathesis() -> Option<String> {
     let candidates = [
-        std::env::var("CAREKEY_SCHEMATHESIS").ok(),
+        std::env::var("CAREKEY_TEST_SCHEMATHESIS").ok(),
         Some("/var/tmp/carekey-venv/bin/schemathesis".into()),
     ];
     let found = candidates
