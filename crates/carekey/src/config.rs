@@ -89,6 +89,9 @@ pub struct DeliveryConfig {
     pub base_delay_seconds: u32,
     pub batch: u32,
     pub concurrency: usize,
+    /// How long a claimed message is a worker's alone; after a crash its
+    /// messages are sent by another worker (or the restarted one) once it ends.
+    pub lease_seconds: u32,
 }
 
 impl Default for EmailConfig {
@@ -123,6 +126,7 @@ impl Default for DeliveryConfig {
             base_delay_seconds: 30,
             batch: 64,
             concurrency: 32,
+            lease_seconds: 120,
         }
     }
 }
@@ -333,9 +337,12 @@ impl Config {
         if self.delivery.max_attempts == 0
             || self.delivery.batch == 0
             || self.delivery.concurrency == 0
+            || self.delivery.lease_seconds == 0
         {
-            problems
-                .push("delivery: max_attempts, batch and concurrency must be at least 1".into());
+            problems.push(
+                "delivery: max_attempts, batch, concurrency and lease_seconds must be at least 1"
+                    .into(),
+            );
         }
         if self.clinic.name.trim().is_empty() {
             problems.push("clinic.name: must not be empty".into());

@@ -147,6 +147,7 @@ pub fn worker(settings: &Settings, services: &Services, senders: Senders) -> Wor
             },
             batch: delivery.batch,
             concurrency: delivery.concurrency,
+            lease: chrono::Duration::seconds(i64::from(delivery.lease_seconds)),
             ..WorkerSettings::default()
         },
     )

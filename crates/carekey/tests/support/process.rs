@@ -20,7 +20,10 @@ pub fn carekey(data: &Path, database_url: &str) -> Command {
         .env("CAREKEY_DATA_DIR", data)
         .env("CAREKEY_LOG", "warn")
         .env("CAREKEY_ARGON2_MEMORY_KIB", "4096")
-        .env("CAREKEY_ARGON2_ITERATIONS", "1");
+        .env("CAREKEY_ARGON2_ITERATIONS", "1")
+        // Messages a killed server had claimed go out again once their lease
+        // ends; a short one lets the crash test see that happen.
+        .env("CAREKEY_DELIVERY_LEASE_SECONDS", "2");
     command
 }
 
