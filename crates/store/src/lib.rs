@@ -5,6 +5,7 @@
 //! through the [`shared`] macro; what differs — how a write transaction starts,
 //! how a row is locked — is each backend's own module.
 
+mod group_commit;
 mod postgres;
 mod recovery;
 mod shared;

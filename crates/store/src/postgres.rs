@@ -1,10 +1,13 @@
 //! PostgreSQL: the backend for many instances. Rows changed by read-modify-write
 //! steps are locked with `FOR UPDATE`, so instances never lose an update.
 
+use crate::group_commit::GroupCommit;
+use crate::recovery::RecoveryStarts;
 use crate::{backend_error, StoreOptions};
 use carekey_domain::ports::{StoreError, StoreResult};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
+use std::sync::Arc;
 
 /// Storage in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -12,6 +15,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Writes outside a transaction go here; on PostgreSQL the same pool.
     writer: PgPool,
+    /// Recovery requests, written in shared transactions.
+    pub(crate) recovery_starts: Arc<RecoveryStarts>,
 }
 
 impl PgStore {
@@ -27,9 +32,14 @@ impl PgStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
+        let recovery_starts = Arc::new(GroupCommit::spawn({
+            let pool = pool.clone();
+            move |jobs| Self::start_recoveries(pool.clone(), jobs)
+        }));
         Ok(Self {
             writer: pool.clone(),
             pool,
+            recovery_starts,
         })
     }
 
@@ -41,6 +51,11 @@ impl PgStore {
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         let pool = self.pool.clone();
         crate::detached(async move { pool.begin().await }).await
+    }
+
+    /// Starts a write transaction from a task that is never abandoned midway.
+    async fn begin_on(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
+        pool.begin().await.map_err(backend_error)
     }
 }
 

@@ -2,6 +2,25 @@
 //! and their codes, single-use tokens, resets, staff codes, and the rate-limit
 //! counters they count. Every change is one transaction with its audit event.
 
+use carekey_domain::audit::AuditEvent;
+use carekey_domain::ports::NewRecoveryFlow;
+use carekey_domain::rate_limit::RateLimit;
+
+/// One recovery request waiting for its turn in a group commit.
+#[derive(Debug)]
+pub(crate) struct RecoveryStart {
+    pub flow: NewRecoveryFlow,
+    pub limits: Vec<RateLimit>,
+    pub audit: AuditEvent,
+}
+
+/// The group commit that stores recovery requests: each answers the number of
+/// messages queued, or the wait when a rate limit refused it.
+pub(crate) type RecoveryStarts = crate::group_commit::GroupCommit<
+    RecoveryStart,
+    Result<u32, carekey_domain::rate_limit::RetryAfter>,
+>;
+
 macro_rules! impl_recovery_store {
     ($store:ident, $db:ident, for_update = $for_update:literal) => {
       mod recovery_queries {
@@ -102,6 +121,137 @@ macro_rules! impl_recovery_store {
                 .await
                 .map_err(backend_error)?;
                 Ok(())
+            }
+
+            /// Stores the recovery requests of one batch in one transaction
+            /// (see [`crate::group_commit`]), in the order they came.
+            pub(crate) async fn start_recoveries(
+                writer: sqlx::Pool<$db>,
+                jobs: Vec<std::sync::Arc<crate::recovery::RecoveryStart>>,
+            ) -> StoreResult<Vec<Result<u32, RetryAfter>>> {
+                let mut tx = Self::begin_on(&writer).await?;
+                let mut answers = Vec::with_capacity(jobs.len());
+                for job in &jobs {
+                    answers.push(Self::start_recovery_in(&mut tx, &job.flow, &job.limits, job.audit.clone()).await?);
+                }
+                Self::commit(tx).await?;
+                Ok(answers)
+            }
+
+            /// One recovery request's writes: its rate limits, the flow, and for
+            /// each destination the message, codes, links and audit events.
+            async fn start_recovery_in(
+                tx: &mut Tx,
+                flow: &NewRecoveryFlow,
+                limits: &[RateLimit],
+                audit: AuditEvent,
+            ) -> StoreResult<Result<u32, RetryAfter>> {
+                let at = flow.created_at;
+                if let Some(wait) = Self::hit_all_in(tx, limits, at).await? {
+                    // Recorded as the request it was, refused.
+                    let mut refused = audit;
+                    refused.outcome = Outcome::Failure;
+                    refused.details["rate_limited"] = true.into();
+                    Self::append_in(tx, &refused).await?;
+                    return Ok(Err(wait));
+                }
+                sqlx::query(
+                    "UPDATE recovery_flows SET revoked_at = $2 WHERE lookup_key = $1 \
+                     AND finished_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(flow.lookup_key.as_bytes())
+                .bind(millis(at))
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                sqlx::query(
+                    "INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, \
+                     expires_at, lookup_key, client_ip, contact_kind, contact_value) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(flow.id.0)
+                .bind(flow.purpose.as_str())
+                .bind(flow.channel.as_str())
+                .bind(i64::from(flow.attempts))
+                .bind(millis(at))
+                .bind(millis(flow.expires_at))
+                .bind(flow.lookup_key.as_bytes())
+                .bind(&flow.client_ip)
+                .bind(flow.contact.as_ref().map(|(kind, _)| kind.as_str()))
+                .bind(flow.contact.as_ref().map(|(_, value)| value.as_str()))
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_error)?;
+                let mut sent = 0u32;
+                for parcel in &flow.parcels {
+                    // A decoy runs every statement below; its guard stores nothing.
+                    let real = !parcel.decoy;
+                    let destination = RateLimit {
+                        key: format!("{}{}", flow.per_destination.key, parcel.recipient),
+                        ..flow.per_destination.clone()
+                    };
+                    if Self::hit_in(tx, &destination, at).await?.is_some() {
+                        let mut limited = audit.clone();
+                        limited.details["destination_limited"] = true.into();
+                        Self::append_in(tx, &limited).await?;
+                        continue;
+                    }
+                    for (account, patient) in &parcel.accounts {
+                        // A newer request replaces the older ones of its purpose.
+                        sqlx::query(
+                            "UPDATE recovery_flow_accounts SET revoked_at = $2 \
+                             WHERE account_id = $1 AND purpose = $3 AND revoked_at IS NULL",
+                        )
+                        .bind(account.0)
+                        .bind(millis(at))
+                        .bind(flow.purpose.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(backend_error)?;
+                        if flow.purpose == Purpose::Password {
+                            sqlx::query(
+                                "UPDATE account_tokens SET revoked_at = $2 WHERE account_id = $1 \
+                                 AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL",
+                            )
+                            .bind(account.0)
+                            .bind(millis(at))
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(backend_error)?;
+                        }
+                        sqlx::query(
+                            "INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash) \
+                             SELECT $1, $2, $3, $4, $5 WHERE $6",
+                        )
+                        .bind(flow.id.0)
+                        .bind(account.0)
+                        .bind(flow.purpose.as_str())
+                        .bind(&parcel.recipient)
+                        .bind(parcel.code_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+                        .bind(real)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(backend_error)?;
+                        let event = if real {
+                            let mut event = audit.clone().account(*account).patient(*patient);
+                            event.details["recipient"] = parcel.recipient.clone().into();
+                            event
+                        } else {
+                            audit.clone()
+                        };
+                        Self::append_in(tx, &event).await?;
+                    }
+                    for link in &parcel.links {
+                        Self::insert_token_if(tx, link, None, at, real).await?;
+                    }
+                    Self::insert_message_if(tx, &parcel.message, at, real).await?;
+                    sent += u32::from(real);
+                }
+                if flow.parcels.is_empty() {
+                    Self::append_in(tx, &audit).await?;
+                }
+                Self::insert_messages_in(tx, &flow.notices, at).await?;
+                Ok(Ok(sent))
             }
 
             async fn insert_token_in(
@@ -231,115 +381,13 @@ macro_rules! impl_recovery_store {
                 limits: &[RateLimit],
                 audit: AuditEvent,
             ) -> StoreResult<Result<u32, RetryAfter>> {
-                let at = flow.created_at;
-                let mut tx = self.begin_write().await?;
-                if let Some(wait) = Self::hit_all_in(&mut tx, limits, at).await? {
-                    let mut refused = audit;
-                    refused.action = AuditAction::StaffCodeRejected;
-                    refused.outcome = Outcome::Failure;
-                    refused.details["rate_limited"] = true.into();
-                    Self::append_in(&mut tx, &refused).await?;
-                    Self::commit(tx).await?;
-                    return Ok(Err(wait));
-                }
-                sqlx::query(
-                    "UPDATE recovery_flows SET revoked_at = $2 WHERE lookup_key = $1 \
-                     AND finished_at IS NULL AND revoked_at IS NULL",
-                )
-                .bind(flow.lookup_key.as_bytes())
-                .bind(millis(at))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_error)?;
-                sqlx::query(
-                    "INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, \
-                     expires_at, lookup_key, client_ip, contact_kind, contact_value) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(flow.id.0)
-                .bind(flow.purpose.as_str())
-                .bind(flow.channel.as_str())
-                .bind(i64::from(flow.attempts))
-                .bind(millis(at))
-                .bind(millis(flow.expires_at))
-                .bind(flow.lookup_key.as_bytes())
-                .bind(&flow.client_ip)
-                .bind(flow.contact.as_ref().map(|(kind, _)| kind.as_str()))
-                .bind(flow.contact.as_ref().map(|(_, value)| value.as_str()))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_error)?;
-                let mut sent = 0u32;
-                for parcel in &flow.parcels {
-                    // A decoy runs every statement below; its guard stores nothing.
-                    let real = !parcel.decoy;
-                    let destination = RateLimit {
-                        key: format!("{}{}", flow.per_destination.key, parcel.recipient),
-                        ..flow.per_destination.clone()
-                    };
-                    if Self::hit_in(&mut tx, &destination, at).await?.is_some() {
-                        let mut limited = audit.clone();
-                        limited.details["destination_limited"] = true.into();
-                        Self::append_in(&mut tx, &limited).await?;
-                        continue;
-                    }
-                    for (account, patient) in &parcel.accounts {
-                        // A newer request replaces the older ones of its purpose.
-                        sqlx::query(
-                            "UPDATE recovery_flow_accounts SET revoked_at = $2 \
-                             WHERE account_id = $1 AND purpose = $3 AND revoked_at IS NULL",
-                        )
-                        .bind(account.0)
-                        .bind(millis(at))
-                        .bind(flow.purpose.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend_error)?;
-                        if flow.purpose == Purpose::Password {
-                            sqlx::query(
-                                "UPDATE account_tokens SET revoked_at = $2 WHERE account_id = $1 \
-                                 AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL",
-                            )
-                            .bind(account.0)
-                            .bind(millis(at))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(backend_error)?;
-                        }
-                        sqlx::query(
-                            "INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash) \
-                             SELECT $1, $2, $3, $4, $5 WHERE $6",
-                        )
-                        .bind(flow.id.0)
-                        .bind(account.0)
-                        .bind(flow.purpose.as_str())
-                        .bind(&parcel.recipient)
-                        .bind(parcel.code_hash.as_ref().map(|h| h.as_bytes().to_vec()))
-                        .bind(real)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend_error)?;
-                        let event = if real {
-                            let mut event = audit.clone().account(*account).patient(*patient);
-                            event.details["recipient"] = parcel.recipient.clone().into();
-                            event
-                        } else {
-                            audit.clone()
-                        };
-                        Self::append_in(&mut tx, &event).await?;
-                    }
-                    for link in &parcel.links {
-                        Self::insert_token_if(&mut tx, link, None, at, real).await?;
-                    }
-                    Self::insert_message_if(&mut tx, &parcel.message, at, real).await?;
-                    sent += u32::from(real);
-                }
-                if flow.parcels.is_empty() {
-                    Self::append_in(&mut tx, &audit).await?;
-                }
-                Self::insert_messages_in(&mut tx, &flow.notices, at).await?;
-                Self::commit(tx).await?;
-                Ok(Ok(sent))
+                self.recovery_starts
+                    .run(crate::recovery::RecoveryStart {
+                        flow: flow.clone(),
+                        limits: limits.to_vec(),
+                        audit,
+                    })
+                    .await
             }
 
             async fn purge_rate_limits(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -5,6 +5,8 @@
 //! whichever commit happens to cross the threshold, so no request waits on
 //! the checkpoint's fsync.
 
+use crate::group_commit::GroupCommit;
+use crate::recovery::RecoveryStarts;
 use crate::{backend_error, StoreOptions};
 use carekey_domain::ports::{StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -21,6 +23,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Stops the checkpoint task when the last clone of the store is dropped.
     _checkpointer: Arc<AbortOnDrop>,
+    /// Recovery requests, written in shared transactions.
+    pub(crate) recovery_starts: Arc<RecoveryStarts>,
 }
 
 /// A background task that ends with its owner.
@@ -71,10 +75,15 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
         let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
+        let recovery_starts = Arc::new(GroupCommit::spawn({
+            let writer = writer.clone();
+            move |jobs| Self::start_recoveries(writer.clone(), jobs)
+        }));
         Ok(Self {
             pool,
             writer,
             _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
+            recovery_starts,
         })
     }
 
@@ -86,6 +95,14 @@ impl SqliteStore {
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         let writer = self.writer.clone();
         crate::detached(async move { writer.begin_with("BEGIN IMMEDIATE").await }).await
+    }
+
+    /// Starts a write transaction from a task that is never abandoned midway.
+    async fn begin_on(writer: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
+        writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend_error)
     }
 }
 

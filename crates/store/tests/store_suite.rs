@@ -6,13 +6,16 @@
 
 use carekey_domain::audit::{Actor, AuditAction, AuditEvent, Outcome};
 use carekey_domain::identifiers::{DateOfBirth, Email, Login, Username};
-use carekey_domain::ids::MessageId;
 use carekey_domain::ids::PatientId;
+use carekey_domain::ids::{FlowId, MessageId};
 use carekey_domain::lockout::FailureOutcome;
 use carekey_domain::message::{Channel, MessageData, MessageKind, MessageStatus, NewMessage};
 use carekey_domain::model::{Language, NewAccount, NewPatient, SessionOwner};
 use carekey_domain::policy::{LockoutPolicy, Policy};
+use carekey_domain::ports::NewRecoveryFlow;
 use carekey_domain::ports::{NewSession, Store, StoreError};
+use carekey_domain::rate_limit::RateLimit;
+use carekey_domain::recovery::Purpose;
 use carekey_domain::session::SessionExpiry;
 use carekey_domain::token::OpaqueToken;
 use carekey_store::testing::{fresh_postgres_url, fresh_sqlite_url};
@@ -64,6 +67,8 @@ on_both_backends!(
     failures_retry_then_fail_and_can_be_requeued,
     provider_reports_move_sent_messages_forward_only,
     writes_abandoned_midway_leave_the_store_usable,
+    concurrent_recovery_requests_share_transactions_but_count_exactly,
+    a_failing_recovery_request_does_not_fail_its_batch,
 );
 
 fn at() -> chrono::DateTime<Utc> {
@@ -548,4 +553,114 @@ async fn provider_reports_move_sent_messages_forward_only(store: Arc<dyn Store>)
         .record_provider_status("SM999", MessageStatus::Delivered, None, at())
         .await
         .unwrap());
+}
+
+/// A recovery request for nobody (no parcels), under the given limits.
+fn recovery_flow(id: FlowId, limits_key: &str) -> (NewRecoveryFlow, Vec<RateLimit>) {
+    let flow = NewRecoveryFlow {
+        id,
+        purpose: Purpose::Password,
+        channel: Channel::Email,
+        attempts: 5,
+        created_at: at(),
+        expires_at: at() + Duration::minutes(15),
+        client_ip: Some("192.0.2.7".into()),
+        lookup_key: OpaqueToken::generate().hash(),
+        parcels: Vec::new(),
+        contact: None,
+        notices: Vec::new(),
+        per_destination: RateLimit::new("test:to:", 5, Duration::hours(1)),
+    };
+    (
+        flow,
+        vec![RateLimit::new(limits_key, 5, Duration::hours(1))],
+    )
+}
+
+/// Requests that arrive together are written in shared transactions (group
+/// commit); each must still count against the limit on its own.
+async fn concurrent_recovery_requests_share_transactions_but_count_exactly(store: Arc<dyn Store>) {
+    let requests = (0..40).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (flow, limits) = recovery_flow(FlowId::generate(), "test:one-address");
+            let answer = store
+                .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+                .await
+                .unwrap();
+            (flow.id, answer)
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let accepted: Vec<_> = answers.iter().filter(|(_, a)| a.is_ok()).collect();
+    assert_eq!(accepted.len(), 5, "the limit is five: {answers:?}");
+    for (id, _) in &accepted {
+        assert!(
+            store.recovery_flow(*id).await.unwrap().is_some(),
+            "{id:?} stored"
+        );
+    }
+    for (id, _) in answers.iter().filter(|(_, a)| a.is_err()) {
+        assert!(
+            store.recovery_flow(*id).await.unwrap().is_none(),
+            "{id:?} refused"
+        );
+    }
+    assert_eq!(
+        store.count_audit("recovery.requested").await.unwrap(),
+        40,
+        "every request audited, the refused ones too"
+    );
+    assert_chain_links(&store).await;
+}
+
+/// One request that cannot be stored (its flow id is taken) fails alone; the
+/// requests batched with it are stored.
+async fn a_failing_recovery_request_does_not_fail_its_batch(store: Arc<dyn Store>) {
+    let ids: Vec<FlowId> = (0..19).map(|_| FlowId::generate()).collect();
+    let mut all = ids.clone();
+    all.insert(10, ids[3]);
+    let requests = all.into_iter().enumerate().map(|(n, id)| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (flow, limits) = recovery_flow(id, &format!("test:address-{n}"));
+            store
+                .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+                .await
+        })
+    });
+    let answers = futures::future::join_all(requests).await;
+    let failed = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Err(StoreError::Backend(_)))))
+        .count();
+    let stored = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Ok(Ok(0)))))
+        .count();
+    assert_eq!((failed, stored), (1, 19), "{answers:?}");
+    for id in &ids {
+        assert!(store.recovery_flow(*id).await.unwrap().is_some());
+    }
+    assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 19);
+    assert_chain_links(&store).await;
+}
+
+/// Every stored event follows the one before it: numbers without gaps, each
+/// naming its predecessor's hash, the head naming the last.
+async fn assert_chain_links(store: &Arc<dyn Store>) {
+    let events = store.audit_segment(0, 10_000).await.unwrap();
+    for pair in events.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+        assert_eq!(pair[1].prev_hash, pair[0].hash, "event {}", pair[1].seq);
+    }
+    let last = events.last().unwrap();
+    assert_eq!(
+        store.audit_head().await.unwrap(),
+        (last.seq, last.hash.clone())
+    );
 }

@@ -677,6 +677,13 @@ async fn rate_limits_answer_429_alike_for_known_and_unknown(app: TestApp) {
     assert_eq!(last[0].1["error"], "rate_limited");
     let alex_messages = app.messages(20).await.len();
     assert_eq!(alex_messages, 5, "five messages an hour at most");
+    let store = &app.services.store;
+    assert_eq!(
+        store.count_audit("staff_code.rejected").await.unwrap(),
+        0,
+        "a refused recovery request is not a staff code"
+    );
+    assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 12);
 
     // Per client address: 30 requests in 15 minutes, whatever they name.
     for i in 0..18 {
