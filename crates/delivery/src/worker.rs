@@ -67,18 +67,22 @@ impl Worker {
         }
     }
 
-    /// Claims one batch of due messages and delivers it; returns how many were claimed.
-    pub async fn run_once(&self) -> StoreResult<usize> {
+    /// Claims one batch of due messages under this worker's lease.
+    async fn claim(&self) -> StoreResult<Vec<MessageRecord>> {
         let now = self.clock.now();
-        let claimed = self
-            .store
+        self.store
             .claim_messages(
                 now,
                 now + self.settings.lease,
                 self.owner,
                 self.settings.batch,
             )
-            .await?;
+            .await
+    }
+
+    /// Claims one batch of due messages and delivers it; returns how many were claimed.
+    pub async fn run_once(&self) -> StoreResult<usize> {
+        let claimed = self.claim().await?;
         let count = claimed.len();
         futures::stream::iter(claimed)
             .for_each_concurrent(self.settings.concurrency.max(1), |message| {
@@ -88,23 +92,57 @@ impl Worker {
         Ok(count)
     }
 
+    /// Delivers until a claim comes back empty, keeping up to `concurrency`
+    /// messages in flight: the next batch is claimed as soon as the last
+    /// one's messages are all handed out, so sending never waits for a
+    /// batch's slowest message. Claims and deliveries are polled together: a
+    /// delivery recording its outcome may hold the connection a claim needs.
+    async fn run_until_empty(&self) {
+        use futures::future::{Either, FutureExt};
+        let most = self.settings.concurrency.max(1);
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut waiting = std::collections::VecDeque::new();
+        let (mut sending, mut claiming, mut outbox_empty) = (0, false, false);
+        loop {
+            while sending < most {
+                let Some(message) = waiting.pop_front() else {
+                    break;
+                };
+                running.push(Either::Left(self.deliver(message).map(|()| None)));
+                sending += 1;
+            }
+            if waiting.is_empty() && !claiming && !outbox_empty && sending < most {
+                running.push(Either::Right(self.claim().map(Some)));
+                claiming = true;
+            }
+            match running.next().await {
+                None => return,
+                Some(None) => sending -= 1,
+                Some(Some(claimed)) => {
+                    claiming = false;
+                    match claimed {
+                        Ok(batch) => {
+                            outbox_empty = batch.is_empty();
+                            waiting.extend(batch);
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "outbox worker could not claim messages");
+                            outbox_empty = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs until `shutdown` resolves, resting when the outbox is empty.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let rest = match self.run_once().await {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(error) => {
-                    tracing::error!(%error, "outbox worker could not claim messages");
-                    true
-                }
-            };
-            if rest {
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
-                }
+            self.run_until_empty().await;
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }
     }

@@ -44,6 +44,25 @@ async fn enqueue(app: &TestApp, message: &NewMessage) {
         .unwrap();
 }
 
+/// Queues `count` password-reset emails, each to its own patient.
+async fn enqueue_many(app: &TestApp, count: usize) -> Vec<NewMessage> {
+    let messages: Vec<NewMessage> = (0..count)
+        .map(|n| {
+            reset_message(
+                Channel::Email,
+                &format!("patient{n}@example.com"),
+                Language::En,
+            )
+        })
+        .collect();
+    app.services
+        .store
+        .enqueue_messages(&messages, app.clock.now_utc())
+        .await
+        .unwrap();
+    messages
+}
+
 trait ClockNow {
     fn now_utc(&self) -> chrono::DateTime<chrono::Utc>;
 }
@@ -352,20 +371,7 @@ async fn two_workers_on_one_postgres_database_send_a_thousand_messages_once_each
     let Some(app) = spawn_app(Backend::Postgres).await else {
         return;
     };
-    let messages: Vec<NewMessage> = (0..1000)
-        .map(|n| {
-            reset_message(
-                Channel::Email,
-                &format!("patient{n}@example.com"),
-                Language::En,
-            )
-        })
-        .collect();
-    app.services
-        .store
-        .enqueue_messages(&messages, app.clock.now_utc())
-        .await
-        .unwrap();
+    let messages = enqueue_many(&app, 1000).await;
     let recording = Arc::new(Recording::default());
     let senders = Senders {
         email: recording.clone(),
@@ -447,4 +453,41 @@ async fn a_clinic_gateway_receives_signed_json_for_texts() {
     assert_eq!(document["language"], "es");
     assert!(document["body"].as_str().unwrap().contains("482913"));
     assert_eq!(status(&app, text.id).await.status, MessageStatus::Sent);
+}
+
+/// The worker's own loop claims batch after batch while earlier messages are
+/// still being sent. On SQLite's one writer connection a claim must never wait
+/// for a delivery that is not being polled (a deadlock the crash test caught).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_loop_drains_an_outbox_many_batches_deep() {
+    let Some(sink) = SmtpSink::start().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let messages = enqueue_many(&app, 120).await;
+    let mut settings = app.settings.clone();
+    settings.delivery.batch = 8;
+    settings.delivery.concurrency = 4;
+    let worker = carekey::delivery::worker(
+        &settings,
+        &app.services,
+        senders_with_email(&app, smtp(&sink.url())),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    // A bound for liveness only: a stuck worker never gets there.
+    for _ in 0..600 {
+        if sink.messages().len() >= messages.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sink.messages().len(), messages.len(), "every message sent");
+    for message in &messages {
+        assert_eq!(status(&app, message.id).await.status, MessageStatus::Sent);
+    }
+    let _ = stop.send(());
+    running.await.unwrap();
 }
