@@ -131,20 +131,27 @@ macro_rules! impl_recovery_store {
             ) -> StoreResult<Vec<Result<u32, RetryAfter>>> {
                 let mut tx = Self::begin_on(&writer).await?;
                 let mut answers = Vec::with_capacity(jobs.len());
+                let mut events = Vec::with_capacity(jobs.len());
                 for job in &jobs {
-                    answers.push(Self::start_recovery_in(&mut tx, &job.flow, &job.limits, job.audit.clone()).await?);
+                    answers.push(
+                        Self::start_recovery_in(&mut tx, &job.flow, &job.limits, job.audit.clone(), &mut events).await?,
+                    );
                 }
+                // Last, so PostgreSQL holds the chain's lock only until the commit.
+                Self::append_all_in(&mut tx, &events).await?;
                 Self::commit(tx).await?;
                 Ok(answers)
             }
 
             /// One recovery request's writes: its rate limits, the flow, and for
-            /// each destination the message, codes, links and audit events.
+            /// each destination the message, codes and links; its audit events
+            /// are added to `events`, for the batch to append together.
             async fn start_recovery_in(
                 tx: &mut Tx,
                 flow: &NewRecoveryFlow,
                 limits: &[RateLimit],
                 audit: AuditEvent,
+                events: &mut Vec<AuditEvent>,
             ) -> StoreResult<Result<u32, RetryAfter>> {
                 let at = flow.created_at;
                 if let Some(wait) = Self::hit_all_in(tx, limits, at).await? {
@@ -152,7 +159,7 @@ macro_rules! impl_recovery_store {
                     let mut refused = audit;
                     refused.outcome = Outcome::Failure;
                     refused.details["rate_limited"] = true.into();
-                    Self::append_in(tx, &refused).await?;
+                    events.push(refused);
                     return Ok(Err(wait));
                 }
                 sqlx::query(
@@ -193,7 +200,7 @@ macro_rules! impl_recovery_store {
                     if Self::hit_in(tx, &destination, at).await?.is_some() {
                         let mut limited = audit.clone();
                         limited.details["destination_limited"] = true.into();
-                        Self::append_in(tx, &limited).await?;
+                        events.push(limited);
                         continue;
                     }
                     for (account, patient) in &parcel.accounts {
@@ -239,7 +246,7 @@ macro_rules! impl_recovery_store {
                         } else {
                             audit.clone()
                         };
-                        Self::append_in(tx, &event).await?;
+                        events.push(event);
                     }
                     for link in &parcel.links {
                         Self::insert_token_if(tx, link, None, at, real).await?;
@@ -248,7 +255,7 @@ macro_rules! impl_recovery_store {
                     sent += u32::from(real);
                 }
                 if flow.parcels.is_empty() {
-                    Self::append_in(tx, &audit).await?;
+                    events.push(audit);
                 }
                 Self::insert_messages_in(tx, &flow.notices, at).await?;
                 Ok(Ok(sent))
