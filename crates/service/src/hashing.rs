@@ -150,12 +150,12 @@ impl PasswordHasher {
     }
 }
 
-/// Gives the calling hashing thread a lower priority (nice 10) than the
+/// Gives the calling hashing thread the lowest priority (nice 19), below the
 /// threads that answer requests: under a flood of sign-ins every other request
 /// still gets the CPU the moment it needs it, and the hashes use the rest.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
         tracing::debug!(%error, "cannot lower the hashing thread's priority");
     }
 }
