@@ -76,7 +76,7 @@ impl Report {
         let new = match (old.find(BEGIN), old.find(END)) {
             (Some(begin), Some(end)) if end > begin => {
                 format!(
-                    "{}{}{}",
+                    "{}{}\n{}",
                     &old[..begin],
                     generated,
                     old[end + END.len()..].trim_start_matches('\n')
