@@ -47,6 +47,12 @@ impl Tr {
         LOCALES.lookup(self.id(), key)
     }
 
+    /// The words for a stored code (a status, a kind of message): the message
+    /// `{group}-{code}`, e.g. `staff-portal-locked`.
+    pub fn label(&self, group: &str, code: &str) -> String {
+        self.t(&format!("{group}-{code}"))
+    }
+
     /// The text of a message with one named argument.
     pub fn t1(&self, key: &str, name: &'static str, value: &str) -> String {
         let args: HashMap<Cow<'static, str>, FluentValue> =
@@ -306,6 +312,71 @@ mod tests {
         let overall = textstat::flesch_kincaid_grade(&everything);
         assert!(overall <= 6.5, "overall grade {overall:.1}");
         assert!(hard.is_empty(), "hard to read:\n{}", hard.join("\n"));
+    }
+
+    /// Staff read plain words, not stored codes: every code a staff page
+    /// shows through [`Tr::label`] has its words in both languages.
+    #[test]
+    fn every_code_a_staff_page_shows_has_words() {
+        use carekey_domain::message::{Channel, MessageKind, MessageStatus};
+        use carekey_domain::staff::PortalStatus;
+        // A new variant stops this compiling until it is added to the lists below.
+        // (Message kinds have their own list, `MessageKind::ALL`.)
+        fn every_variant_listed(p: PortalStatus, c: Channel, s: MessageStatus) {
+            use MessageStatus as S;
+            use PortalStatus as P;
+            match p {
+                P::NotEnrolled | P::Invited | P::Active | P::Locked | P::Disabled => {}
+            }
+            match c {
+                Channel::Email | Channel::Sms | Channel::Voice => {}
+            }
+            match s {
+                S::Queued | S::Sending | S::Sent | S::Delivered | S::Failed | S::Bounced => {}
+            }
+        }
+        let _ = every_variant_listed;
+        let codes: Vec<String> = [
+            PortalStatus::NotEnrolled,
+            PortalStatus::Invited,
+            PortalStatus::Active,
+            PortalStatus::Locked,
+            PortalStatus::Disabled,
+        ]
+        .iter()
+        .map(|s| format!("staff-portal-{}", s.as_str()))
+        .chain(
+            MessageKind::ALL
+                .iter()
+                .map(|k| format!("staff-kind-{}", k.as_str())),
+        )
+        .chain(
+            [Channel::Email, Channel::Sms, Channel::Voice]
+                .iter()
+                .map(|c| format!("staff-channel-{}", c.as_str())),
+        )
+        .chain(
+            [
+                MessageStatus::Queued,
+                MessageStatus::Sending,
+                MessageStatus::Sent,
+                MessageStatus::Delivered,
+                MessageStatus::Failed,
+                MessageStatus::Bounced,
+            ]
+            .iter()
+            .map(|s| format!("staff-delivery-{}", s.as_str())),
+        )
+        .collect();
+        assert_eq!(codes.len(), 22);
+        for (language, ftl) in [
+            ("en", include_str!("../locales/en/main.ftl")),
+            ("es", include_str!("../locales/es/main.ftl")),
+        ] {
+            let ids = message_ids(ftl);
+            let missing: Vec<_> = codes.iter().filter(|id| !ids.contains(*id)).collect();
+            assert!(missing.is_empty(), "{language} lacks {missing:?}");
+        }
     }
 
     #[test]

@@ -105,7 +105,7 @@ async fn staff_pages_act_on_the_record_with_an_identity_check(app: TestApp) {
     let disabled = post("disable", vec![("reason", "moved away")], true).await;
     assert_eq!(disabled.status(), 303);
     let record = get(record_path).await.text().await.unwrap();
-    assert!(record.contains(">disabled<"), "{record}");
+    assert!(record.contains(">Disabled<"), "{record}");
 
     // A printed invitation is a letter in the patient's language.
     let created: Value = reqwest::Client::new()

@@ -338,7 +338,7 @@ async fn a_front_desk_code_lets_the_patient_choose_a_new_password() {
     fill(&client, "query", "Tester").await;
     click(&client, "form[role=search] button[type=submit]").await;
     wait_for_path_prefix(&client, "/staff/patients/").await;
-    assert_eq!(text_of(&client, "#portal-status").await, "active");
+    assert_eq!(text_of(&client, "#portal-status").await, "Active");
     click(&client, "#generate-code").await;
     wait_for_path_prefix(&client, "/staff/patients/").await;
     let code = client
