@@ -37,6 +37,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// A write transaction takes the write lock at once, so it never has to
+/// upgrade a read lock midway.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// How often the background task moves the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -94,15 +98,12 @@ impl SqliteStore {
     /// Starts a write transaction on a task of its own (see [`crate::detached`]).
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         let writer = self.writer.clone();
-        crate::detached(async move { writer.begin_with("BEGIN IMMEDIATE").await }).await
+        crate::detached(async move { writer.begin_with(BEGIN_WRITE).await }).await
     }
 
     /// Starts a write transaction from a task that is never abandoned midway.
     async fn begin_on(writer: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
-        writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend_error)
+        writer.begin_with(BEGIN_WRITE).await.map_err(backend_error)
     }
 }
 
