@@ -8,6 +8,7 @@
 mod group_commit;
 mod postgres;
 mod recovery;
+mod script;
 mod shared;
 mod sqlite;
 mod staff;

@@ -32,10 +32,7 @@ impl PgStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        let recovery_starts = Arc::new(GroupCommit::spawn({
-            let pool = pool.clone();
-            move |jobs| Self::start_recoveries(pool.clone(), jobs)
-        }));
+        let recovery_starts = Arc::new(GroupCommit::spawn(pool.clone(), Self::start_recoveries));
         Ok(Self {
             writer: pool.clone(),
             pool,
@@ -53,9 +50,14 @@ impl PgStore {
         crate::detached(async move { pool.begin().await }).await
     }
 
-    /// Starts a write transaction from a task that is never abandoned midway.
-    async fn begin_on(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
-        pool.begin().await.map_err(backend_error)
+    /// Starts a write transaction on a connection the caller holds, from a
+    /// task that is never abandoned midway.
+    async fn begin_on(
+        connection: &mut sqlx::PgConnection,
+    ) -> StoreResult<Transaction<'_, Postgres>> {
+        sqlx::Connection::begin_with(connection, "BEGIN")
+            .await
+            .map_err(backend_error)
     }
 }
 

@@ -47,58 +47,64 @@ macro_rules! impl_recovery_store {
         use sqlx::Row;
         use uuid::Uuid;
 
-        type Tx = sqlx::Transaction<'static, $db>;
+        type Tx<'c> = sqlx::Transaction<'c, $db>;
 
         impl $store {
-            /// Counts one hit on a fixed-window counter in a single atomic
-            /// statement; the wait when the hit is past the limit.
-            pub(crate) async fn hit_in(
-                tx: &mut Tx,
-                limit: &RateLimit,
-                now: DateTime<Utc>,
-            ) -> StoreResult<Option<chrono::Duration>> {
-                let row = sqlx::query(
-                    "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1) \
-                     ON CONFLICT (key) DO UPDATE SET \
-                       count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
-                       window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
-                     RETURNING count, window_start",
-                )
-                .bind(&limit.key)
-                .bind(millis(now))
-                .bind(millis(now - limit.window))
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(backend_error)?;
-                let count: i64 = row.try_get("count").map_err(backend_error)?;
-                let start: i64 = row.try_get("window_start").map_err(backend_error)?;
-                Ok(limit.retry_after(
-                    u32::try_from(count).unwrap_or(u32::MAX),
-                    from_millis(start),
-                    now,
-                ))
+            /// Counts one hit on each fixed-window counter, in order, each in a
+            /// single atomic statement; for each, the wait when the hit is past
+            /// its limit. Up to [`HITS_PER_CALL`] hits go to the database at once.
+            pub(crate) async fn hit_each_in(
+                tx: &mut Tx<'_>,
+                hits: &[(&RateLimit, DateTime<Utc>)],
+            ) -> StoreResult<Vec<Option<chrono::Duration>>> {
+                let mut waits = Vec::with_capacity(hits.len());
+                for chunk in hits.chunks(HITS_PER_CALL) {
+                    let mut script = $crate::script::Script::<$db>::new();
+                    for (limit, at) in chunk {
+                        script
+                            .push(
+                                "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1) \
+                                 ON CONFLICT (key) DO UPDATE SET \
+                                   count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
+                                   window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
+                                 RETURNING count, window_start",
+                            )
+                            .bind(limit.key.as_str())
+                            .bind(millis(*at))
+                            .bind(millis(*at - limit.window));
+                    }
+                    let rows = script.run(tx).await?;
+                    if rows.len() != chunk.len() {
+                        return Err(StoreError::Backend(format!(
+                            "{} rate-limit counters answered for {} hits",
+                            rows.len(),
+                            chunk.len()
+                        )));
+                    }
+                    for ((limit, at), row) in chunk.iter().zip(&rows) {
+                        let count: i64 = row.try_get("count").map_err(backend_error)?;
+                        let start: i64 = row.try_get("window_start").map_err(backend_error)?;
+                        waits.push(limit.retry_after(u32::try_from(count).unwrap_or(u32::MAX), from_millis(start), *at));
+                    }
+                }
+                Ok(waits)
             }
 
             /// Counts every limit (all of them, so each counter stays true) and
             /// returns the longest wait among those that refuse.
             async fn hit_all_in(
-                tx: &mut Tx,
+                tx: &mut Tx<'_>,
                 limits: &[RateLimit],
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<RetryAfter>> {
-                let mut wait: Option<chrono::Duration> = None;
-                for limit in limits {
-                    if let Some(this) = Self::hit_in(tx, limit, now).await? {
-                        wait = Some(wait.map_or(this, |w| w.max(this)));
-                    }
-                }
-                Ok(wait.map(RetryAfter))
+                let hits: Vec<_> = limits.iter().map(|limit| (limit, now)).collect();
+                Ok(longest_wait(Self::hit_each_in(tx, &hits).await?))
             }
 
             /// Ends every way into the account that is still open: unused
             /// tokens and codes, and its part of any unfinished flow.
             pub(crate) async fn end_credentials_in(
-                tx: &mut Tx,
+                tx: &mut Tx<'_>,
                 account: AccountId,
                 at: DateTime<Utc>,
             ) -> StoreResult<()> {
@@ -124,121 +130,159 @@ macro_rules! impl_recovery_store {
             }
 
             /// Stores the recovery requests of one batch in one transaction
-            /// (see [`crate::group_commit`]), in the order they came.
+            /// (see [`crate::group_commit`]), in the order they came: first
+            /// every request's own limits, then the destinations of those let
+            /// through, then each request's writes. Each counter ends with the
+            /// value, hit by hit, that one request at a time would give it: no
+            /// write touches a counter, and a request's own keys
+            /// (`recovery:ip:`, `recovery:email:`, …) never meet a destination's
+            /// (`recovery:to:`). Counting together spares a call per counter.
             pub(crate) async fn start_recoveries(
-                writer: sqlx::Pool<$db>,
+                mut connection: sqlx::pool::PoolConnection<$db>,
                 jobs: Vec<std::sync::Arc<crate::recovery::RecoveryStart>>,
+            ) -> (sqlx::pool::PoolConnection<$db>, StoreResult<Vec<Result<u32, RetryAfter>>>) {
+                let answers = Self::start_recoveries_on(&mut connection, &jobs).await;
+                (connection, answers)
+            }
+
+            async fn start_recoveries_on(
+                connection: &mut <$db as sqlx::Database>::Connection,
+                jobs: &[std::sync::Arc<crate::recovery::RecoveryStart>],
             ) -> StoreResult<Vec<Result<u32, RetryAfter>>> {
-                let mut tx = Self::begin_on(&writer).await?;
+                let mut tx = Self::begin_on(connection).await?;
+                let own: Vec<_> = jobs
+                    .iter()
+                    .flat_map(|job| job.limits.iter().map(|limit| (limit, job.flow.created_at)))
+                    .collect();
+                let mut own_waits = Self::hit_each_in(&mut tx, &own).await?.into_iter();
+                let refusals: Vec<Option<RetryAfter>> = jobs
+                    .iter()
+                    .map(|job| longest_wait(own_waits.by_ref().take(job.limits.len())))
+                    .collect();
+                let destinations: Vec<Vec<RateLimit>> = jobs
+                    .iter()
+                    .zip(&refusals)
+                    .map(|(job, refusal)| match refusal {
+                        None => destinations_of(&job.flow),
+                        Some(_) => Vec::new(),
+                    })
+                    .collect();
+                let hits: Vec<_> = jobs
+                    .iter()
+                    .zip(&destinations)
+                    .flat_map(|(job, limits)| limits.iter().map(|limit| (limit, job.flow.created_at)))
+                    .collect();
+                let mut destination_waits = Self::hit_each_in(&mut tx, &hits).await?.into_iter();
                 let mut answers = Vec::with_capacity(jobs.len());
                 let mut events = Vec::with_capacity(jobs.len());
-                for job in &jobs {
-                    answers.push(
-                        Self::start_recovery_in(&mut tx, &job.flow, &job.limits, job.audit.clone(), &mut events).await?,
-                    );
+                let mut writes = $crate::script::Script::<$db>::new();
+                let mut writes_held = 0;
+                for ((job, refusal), destinations) in jobs.iter().zip(refusals).zip(&destinations) {
+                    if let Some(wait) = refusal {
+                        // Recorded as the request it was, refused.
+                        let mut refused = job.audit.clone();
+                        refused.outcome = Outcome::Failure;
+                        refused.details["rate_limited"] = true.into();
+                        events.push(refused);
+                        answers.push(Err(wait));
+                        continue;
+                    }
+                    let limited: Vec<bool> = destination_waits
+                        .by_ref()
+                        .take(destinations.len())
+                        .map(|wait| wait.is_some())
+                        .collect();
+                    let sent = Self::push_recovery(&mut writes, &job.flow, &limited, job.audit.clone(), &mut events)?;
+                    answers.push(Ok(sent));
+                    writes_held += 1;
+                    if writes_held == RECOVERIES_PER_CALL {
+                        std::mem::replace(&mut writes, $crate::script::Script::new()).run(&mut tx).await?;
+                        writes_held = 0;
+                    }
                 }
+                writes.run(&mut tx).await?;
                 // Last, so PostgreSQL holds the chain's lock only until the commit.
                 Self::append_all_in(&mut tx, &events).await?;
                 Self::commit(tx).await?;
                 Ok(answers)
             }
 
-            /// One recovery request's writes: its rate limits, the flow, and for
-            /// each destination the message, codes and links; its audit events
-            /// are added to `events`, for the batch to append together.
-            async fn start_recovery_in(
-                tx: &mut Tx,
-                flow: &NewRecoveryFlow,
-                limits: &[RateLimit],
+            /// Adds one recovery request's writes to `script`, its limits
+            /// counted: the flow, and for each destination its limit let through
+            /// (`limited` says which did not) the message, codes and links; its
+            /// audit events are added to `events`, for the batch to append
+            /// together. Answers the number of messages it queues.
+            fn push_recovery<'q>(
+                script: &mut $crate::script::Script<'q, $db>,
+                flow: &'q NewRecoveryFlow,
+                limited: &[bool],
                 audit: AuditEvent,
                 events: &mut Vec<AuditEvent>,
-            ) -> StoreResult<Result<u32, RetryAfter>> {
+            ) -> StoreResult<u32> {
                 let at = flow.created_at;
-                if let Some(wait) = Self::hit_all_in(tx, limits, at).await? {
-                    // Recorded as the request it was, refused.
-                    let mut refused = audit;
-                    refused.outcome = Outcome::Failure;
-                    refused.details["rate_limited"] = true.into();
-                    events.push(refused);
-                    return Ok(Err(wait));
-                }
-                sqlx::query(
-                    "UPDATE recovery_flows SET revoked_at = $2 WHERE lookup_key = $1 \
-                     AND finished_at IS NULL AND revoked_at IS NULL",
-                )
-                .bind(flow.lookup_key.as_bytes())
-                .bind(millis(at))
-                .execute(&mut **tx)
-                .await
-                .map_err(backend_error)?;
-                sqlx::query(
-                    "INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, \
-                     expires_at, lookup_key, client_ip, contact_kind, contact_value) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(flow.id.0)
-                .bind(flow.purpose.as_str())
-                .bind(flow.channel.as_str())
-                .bind(i64::from(flow.attempts))
-                .bind(millis(at))
-                .bind(millis(flow.expires_at))
-                .bind(flow.lookup_key.as_bytes())
-                .bind(&flow.client_ip)
-                .bind(flow.contact.as_ref().map(|(kind, _)| kind.as_str()))
-                .bind(flow.contact.as_ref().map(|(_, value)| value.as_str()))
-                .execute(&mut **tx)
-                .await
-                .map_err(backend_error)?;
+                script
+                    .push(
+                        "UPDATE recovery_flows SET revoked_at = $2 WHERE lookup_key = $1 \
+                         AND finished_at IS NULL AND revoked_at IS NULL",
+                    )
+                    .bind(flow.lookup_key.as_bytes())
+                    .bind(millis(at));
+                script
+                    .push(
+                        "INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, \
+                         expires_at, lookup_key, client_ip, contact_kind, contact_value) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(flow.id.0)
+                    .bind(flow.purpose.as_str())
+                    .bind(flow.channel.as_str())
+                    .bind(i64::from(flow.attempts))
+                    .bind(millis(at))
+                    .bind(millis(flow.expires_at))
+                    .bind(flow.lookup_key.as_bytes())
+                    .bind(flow.client_ip.as_deref())
+                    .bind(flow.contact.as_ref().map(|(kind, _)| kind.as_str()))
+                    .bind(flow.contact.as_ref().map(|(_, value)| value.as_str()));
                 let mut sent = 0u32;
-                for parcel in &flow.parcels {
-                    // A decoy runs every statement below; its guard stores nothing.
-                    let real = !parcel.decoy;
-                    let destination = RateLimit {
-                        key: format!("{}{}", flow.per_destination.key, parcel.recipient),
-                        ..flow.per_destination.clone()
-                    };
-                    if Self::hit_in(tx, &destination, at).await?.is_some() {
+                for (parcel, &limited) in flow.parcels.iter().zip(limited) {
+                    if limited {
                         let mut limited = audit.clone();
                         limited.details["destination_limited"] = true.into();
                         events.push(limited);
                         continue;
                     }
+                    // A decoy runs every statement below; its guard stores nothing.
+                    let real = !parcel.decoy;
                     for (account, patient) in &parcel.accounts {
                         // A newer request replaces the older ones of its purpose.
-                        sqlx::query(
-                            "UPDATE recovery_flow_accounts SET revoked_at = $2 \
-                             WHERE account_id = $1 AND purpose = $3 AND revoked_at IS NULL",
-                        )
-                        .bind(account.0)
-                        .bind(millis(at))
-                        .bind(flow.purpose.as_str())
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(backend_error)?;
-                        if flow.purpose == Purpose::Password {
-                            sqlx::query(
-                                "UPDATE account_tokens SET revoked_at = $2 WHERE account_id = $1 \
-                                 AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL",
+                        script
+                            .push(
+                                "UPDATE recovery_flow_accounts SET revoked_at = $2 \
+                                 WHERE account_id = $1 AND purpose = $3 AND revoked_at IS NULL",
                             )
                             .bind(account.0)
                             .bind(millis(at))
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(backend_error)?;
+                            .bind(flow.purpose.as_str());
+                        if flow.purpose == Purpose::Password {
+                            script
+                                .push(
+                                    "UPDATE account_tokens SET revoked_at = $2 WHERE account_id = $1 \
+                                     AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL",
+                                )
+                                .bind(account.0)
+                                .bind(millis(at));
                         }
-                        sqlx::query(
-                            "INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash) \
-                             SELECT $1, $2, $3, $4, $5 WHERE $6",
-                        )
-                        .bind(flow.id.0)
-                        .bind(account.0)
-                        .bind(flow.purpose.as_str())
-                        .bind(&parcel.recipient)
-                        .bind(parcel.code_hash.as_ref().map(|h| h.as_bytes().to_vec()))
-                        .bind(real)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(backend_error)?;
+                        script
+                            .push(
+                                "INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash) \
+                                 SELECT $1, $2, $3, $4, $5 WHERE $6",
+                            )
+                            .bind(flow.id.0)
+                            .bind(account.0)
+                            .bind(flow.purpose.as_str())
+                            .bind(parcel.recipient.as_str())
+                            .bind(parcel.code_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+                            .bind(real);
                         let event = if real {
                             let mut event = audit.clone().account(*account).patient(*patient);
                             event.details["recipient"] = parcel.recipient.clone().into();
@@ -249,54 +293,80 @@ macro_rules! impl_recovery_store {
                         events.push(event);
                     }
                     for link in &parcel.links {
-                        Self::insert_token_if(tx, link, None, at, real).await?;
+                        Self::push_token(script, link, None, at, real);
                     }
-                    Self::insert_message_if(tx, &parcel.message, at, real).await?;
+                    Self::push_message(script, &parcel.message, at, real)?;
                     sent += u32::from(real);
                 }
                 if flow.parcels.is_empty() {
                     events.push(audit);
                 }
-                Self::insert_messages_in(tx, &flow.notices, at).await?;
-                Ok(Ok(sent))
+                for notice in &flow.notices {
+                    Self::push_message(script, notice, at, true)?;
+                }
+                Ok(sent)
             }
 
             async fn insert_token_in(
-                tx: &mut Tx,
+                tx: &mut Tx<'_>,
                 token: &NewToken,
                 account: Option<AccountId>,
                 at: DateTime<Utc>,
             ) -> StoreResult<()> {
-                Self::insert_token_if(tx, token, account, at, true).await
+                let mut script = $crate::script::Script::<$db>::new();
+                Self::push_token(&mut script, token, account, at, true);
+                script.run(tx).await?;
+                Ok(())
             }
 
-            /// Stores a token when `real`; otherwise runs the same statement and
-            /// stores nothing (a decoy's equal cost).
-            async fn insert_token_if(
-                tx: &mut Tx,
-                token: &NewToken,
+            /// Adds to `script` the statement that stores a token when `real`;
+            /// otherwise the same statement storing nothing (a decoy's equal cost).
+            fn push_token<'q>(
+                script: &mut $crate::script::Script<'q, $db>,
+                token: &'q NewToken,
                 account: Option<AccountId>,
                 at: DateTime<Utc>,
                 real: bool,
-            ) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO account_tokens (hash, purpose, account_id, patient_id, flow_id, \
-                     attempts_left, created_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $9",
-                )
-                .bind(token.hash.as_bytes())
-                .bind(token.purpose.as_str())
-                .bind(account.or(token.account).map(|id| id.0))
-                .bind(token.patient.map(|id| id.0))
-                .bind(token.flow.map(|id| id.0))
-                .bind(token.attempts.map(i64::from))
-                .bind(millis(at))
-                .bind(millis(token.expires_at))
-                .bind(real)
-                .execute(&mut **tx)
-                .await
-                .map_err(backend_error)?;
-                Ok(())
+            ) {
+                script
+                    .push(
+                        "INSERT INTO account_tokens (hash, purpose, account_id, patient_id, flow_id, \
+                         attempts_left, created_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $9",
+                    )
+                    .bind(token.hash.as_bytes())
+                    .bind(token.purpose.as_str())
+                    .bind(account.or(token.account).map(|id| id.0))
+                    .bind(token.patient.map(|id| id.0))
+                    .bind(token.flow.map(|id| id.0))
+                    .bind(token.attempts.map(i64::from))
+                    .bind(millis(at))
+                    .bind(millis(token.expires_at))
+                    .bind(real);
             }
+        }
+
+        /// Hits that go to the database in one call: enough for a batch's
+        /// usual requests, few enough that the statement cache holds every size.
+        const HITS_PER_CALL: usize = 16;
+
+        /// Recovery requests whose writes go to the database in one call; the
+        /// statement cache keeps one entry per mix of requests' shapes.
+        const RECOVERIES_PER_CALL: usize = 4;
+
+        /// The longest of the waits that refuse.
+        fn longest_wait(waits: impl IntoIterator<Item = Option<chrono::Duration>>) -> Option<RetryAfter> {
+            waits.into_iter().flatten().max().map(RetryAfter)
+        }
+
+        /// The counter of each destination a request would send to, in order.
+        fn destinations_of(flow: &NewRecoveryFlow) -> Vec<RateLimit> {
+            flow.parcels
+                .iter()
+                .map(|parcel| RateLimit {
+                    key: format!("{}{}", flow.per_destination.key, parcel.recipient),
+                    ..flow.per_destination.clone()
+                })
+                .collect()
         }
 
         fn candidate_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<RecoveryCandidate> {

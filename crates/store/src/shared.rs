@@ -61,19 +61,19 @@ macro_rules! impl_store {
         use sqlx::Row;
         use uuid::Uuid;
 
-        type Tx = sqlx::Transaction<'static, $db>;
+        type Tx<'c> = sqlx::Transaction<'c, $db>;
 
         impl $store {
             /// Appends one event to the audit chain inside `tx`, advancing the chain
             /// head under a row lock so concurrent writers never fork the chain.
-            pub(crate) async fn append_in(tx: &mut Tx, event: &AuditEvent) -> StoreResult<()> {
+            pub(crate) async fn append_in(tx: &mut Tx<'_>, event: &AuditEvent) -> StoreResult<()> {
                 Self::append_all_in(tx, std::slice::from_ref(event)).await
             }
 
             /// Appends events to the audit chain in order: the head is read (and
             /// on PostgreSQL locked) once, the events inserted a few hundred rows
             /// per statement, the head moved once.
-            pub(crate) async fn append_all_in(tx: &mut Tx, events: &[AuditEvent]) -> StoreResult<()> {
+            pub(crate) async fn append_all_in(tx: &mut Tx<'_>, events: &[AuditEvent]) -> StoreResult<()> {
                 /// Rows per INSERT: 12 values each stays well under either database's limit.
                 const ROWS_PER_INSERT: usize = 200;
                 if events.is_empty() {
@@ -141,7 +141,7 @@ macro_rules! impl_store {
             /// Writes a new password hash and its history entry; with `unlock`,
             /// the lock counters are cleared too. Returns the account's patient.
             pub(crate) async fn set_password_in(
-                tx: &mut Tx,
+                tx: &mut Tx<'_>,
                 account: AccountId,
                 password_hash: &str,
                 at: chrono::DateTime<chrono::Utc>,
@@ -175,12 +175,12 @@ macro_rules! impl_store {
                 Ok(PatientId(row.try_get("patient_id").map_err(backend_error)?))
             }
 
-            pub(crate) async fn commit(tx: Tx) -> StoreResult<()> {
+            pub(crate) async fn commit(tx: Tx<'_>) -> StoreResult<()> {
                 tx.commit().await.map_err(backend_error)
             }
 
             /// Reads an account's lock counters with the row locked for this transaction.
-            pub(crate) async fn locked_lock_state(tx: &mut Tx, account: AccountId) -> StoreResult<(LockState, PatientId, AccountStatus)> {
+            pub(crate) async fn locked_lock_state(tx: &mut Tx<'_>, account: AccountId) -> StoreResult<(LockState, PatientId, AccountStatus)> {
                 let sql = format!(
                     "SELECT patient_id, status, {LOCK_COLUMNS} FROM portal_accounts WHERE id = $1{}",
                     $for_update
@@ -198,7 +198,7 @@ macro_rules! impl_store {
                 ))
             }
 
-            pub(crate) async fn write_lock_state(tx: &mut Tx, account: AccountId, state: &LockState) -> StoreResult<()> {
+            pub(crate) async fn write_lock_state(tx: &mut Tx<'_>, account: AccountId, state: &LockState) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE portal_accounts SET failed_attempts = $2, failure_window_started_at = $3, \
                      locked_until = $4, lock_held = $5, consecutive_lockouts = $6 WHERE id = $1",
@@ -221,40 +221,41 @@ macro_rules! impl_store {
 
         impl $store {
             /// Queues messages inside `tx`, so they exist exactly when the change does.
-            pub(crate) async fn insert_messages_in(tx: &mut Tx, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+            pub(crate) async fn insert_messages_in(tx: &mut Tx<'_>, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+                let mut script = $crate::script::Script::<$db>::new();
                 for message in messages {
-                    Self::insert_message_if(tx, message, now, true).await?;
+                    Self::push_message(&mut script, message, now, true)?;
                 }
+                script.run(tx).await?;
                 Ok(())
             }
 
-            /// Queues one message when `real`; otherwise runs the same statement
-            /// and stores nothing (a decoy's equal cost).
-            pub(crate) async fn insert_message_if(
-                tx: &mut Tx,
-                message: &NewMessage,
+            /// Adds to `script` the statement that queues one message when
+            /// `real`; otherwise the same statement storing nothing (a decoy's
+            /// equal cost).
+            pub(crate) fn push_message<'q>(
+                script: &mut $crate::script::Script<'q, $db>,
+                message: &'q NewMessage,
                 now: chrono::DateTime<chrono::Utc>,
                 real: bool,
             ) -> StoreResult<()> {
                 let payload = serde_json::to_string(&message.data)
                     .map_err(|e| StoreError::Backend(e.to_string()))?;
-                sqlx::query(
-                    "INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
-                     status, attempts, next_attempt_at, created_at, updated_at) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $8 WHERE $9",
-                )
-                .bind(message.id.0)
-                .bind(message.kind.as_str())
-                .bind(message.channel.as_str())
-                .bind(&message.recipient)
-                .bind(message.language.code())
-                .bind(message.patient_id.map(|id| id.0))
-                .bind(payload)
-                .bind(millis(now))
-                .bind(real)
-                .execute(&mut **tx)
-                .await
-                .map_err(backend_error)?;
+                script
+                    .push(
+                        "INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
+                         status, attempts, next_attempt_at, created_at, updated_at) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $8 WHERE $9",
+                    )
+                    .bind(message.id.0)
+                    .bind(message.kind.as_str())
+                    .bind(message.channel.as_str())
+                    .bind(&message.recipient)
+                    .bind(message.language.code())
+                    .bind(message.patient_id.map(|id| id.0))
+                    .bind(payload)
+                    .bind(millis(now))
+                    .bind(real);
                 Ok(())
             }
         }

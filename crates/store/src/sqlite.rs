@@ -41,6 +41,9 @@ impl Drop for AbortOnDrop {
 /// upgrade a read lock midway.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// Prepared statements the writer keeps (sqlx's default is 100).
+const WRITER_STATEMENTS: usize = 256;
+
 /// How often the background task moves the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -62,13 +65,19 @@ impl SqliteStore {
                 })?;
             }
         }
+        // An embedded database has no link to test: a ping before each use
+        // would only cost another hand-off to the connection's thread.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(connect.clone())
+            .test_before_acquire(false)
+            // Room for every write statement and every size of batched script
+            // (crate::script), so none is prepared again.
+            .connect_with(connect.clone().statement_cache_capacity(WRITER_STATEMENTS))
             .await
             .map_err(backend_error)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
+            .test_before_acquire(false)
             .connect_with(connect.create_if_missing(false))
             .await
             .map_err(backend_error)?;
@@ -79,10 +88,7 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
         let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
-        let recovery_starts = Arc::new(GroupCommit::spawn({
-            let writer = writer.clone();
-            move |jobs| Self::start_recoveries(writer.clone(), jobs)
-        }));
+        let recovery_starts = Arc::new(GroupCommit::spawn(writer.clone(), Self::start_recoveries));
         Ok(Self {
             pool,
             writer,
@@ -101,9 +107,14 @@ impl SqliteStore {
         crate::detached(async move { writer.begin_with(BEGIN_WRITE).await }).await
     }
 
-    /// Starts a write transaction from a task that is never abandoned midway.
-    async fn begin_on(writer: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
-        writer.begin_with(BEGIN_WRITE).await.map_err(backend_error)
+    /// Starts a write transaction on a connection the caller holds, from a
+    /// task that is never abandoned midway.
+    async fn begin_on(
+        connection: &mut sqlx::SqliteConnection,
+    ) -> StoreResult<Transaction<'_, Sqlite>> {
+        sqlx::Connection::begin_with(connection, BEGIN_WRITE)
+            .await
+            .map_err(backend_error)
     }
 }
 

@@ -12,7 +12,7 @@ use carekey_domain::lockout::FailureOutcome;
 use carekey_domain::message::{Channel, MessageData, MessageKind, MessageStatus, NewMessage};
 use carekey_domain::model::{Language, NewAccount, NewPatient, SessionOwner};
 use carekey_domain::policy::{LockoutPolicy, Policy};
-use carekey_domain::ports::NewRecoveryFlow;
+use carekey_domain::ports::{FlowParcel, NewRecoveryFlow};
 use carekey_domain::ports::{NewSession, Store, StoreError};
 use carekey_domain::rate_limit::RateLimit;
 use carekey_domain::recovery::Purpose;
@@ -69,6 +69,7 @@ on_both_backends!(
     writes_abandoned_midway_leave_the_store_usable,
     concurrent_recovery_requests_share_transactions_but_count_exactly,
     a_failing_recovery_request_does_not_fail_its_batch,
+    batched_requests_count_a_destination_only_for_requests_let_through,
 );
 
 fn at() -> chrono::DateTime<Utc> {
@@ -647,6 +648,62 @@ async fn a_failing_recovery_request_does_not_fail_its_batch(store: Arc<dyn Store
         assert!(store.recovery_flow(*id).await.unwrap().is_some());
     }
     assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 19);
+    assert_chain_links(&store).await;
+}
+
+/// A batch counts every request's own limits before any destination's. A
+/// request its own limit refuses must not count against its destination, and
+/// the destination's limit must still let exactly its allowance through.
+async fn batched_requests_count_a_destination_only_for_requests_let_through(store: Arc<dyn Store>) {
+    let (patient, account) =
+        patient_with_account(&store, "MRN-DEST", "dana", "dana@example.com").await;
+    let requests = (0..30).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (mut flow, _) = recovery_flow(FlowId::generate(), "unused");
+            flow.per_destination = RateLimit::new("test:to:", 8, Duration::hours(1));
+            let mut message = message(n);
+            message.recipient = "dana@example.com".into();
+            flow.parcels.push(FlowParcel {
+                recipient: "dana@example.com".into(),
+                accounts: vec![(account, patient)],
+                code_hash: None,
+                links: Vec::new(),
+                message,
+                decoy: false,
+            });
+            // Every other request comes from an address with no allowance.
+            let own = if n % 2 == 0 {
+                RateLimit::new("test:blocked-address", 0, Duration::hours(1))
+            } else {
+                RateLimit::new("test:open-address", 100, Duration::hours(1))
+            };
+            let limits = vec![own];
+            store
+                .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+                .await
+                .unwrap()
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let refused = answers.iter().filter(|a| a.is_err()).count();
+    let sent = answers.iter().filter(|a| matches!(a, Ok(1))).count();
+    let limited = answers.iter().filter(|a| matches!(a, Ok(0))).count();
+    assert_eq!((refused, sent, limited), (15, 8, 7), "{answers:?}");
+    let queued = store
+        .claim_messages(at(), at() + Duration::minutes(1), uuid::Uuid::new_v4(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        queued.len(),
+        8,
+        "one message per request its destination let through"
+    );
+    assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 30);
     assert_chain_links(&store).await;
 }
 
