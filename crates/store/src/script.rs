@@ -22,12 +22,23 @@ impl ScriptBackend for sqlx::Postgres {
     const ONE_CALL: bool = false;
 }
 
+/// The most statements one call carries: a few dozen gain all there is to
+/// gain, and each size of script is one entry in the statement cache.
+const MOST_STATEMENTS_PER_CALL: usize = 32;
+
+/// The highest parameter number SQLite takes by default
+/// (`SQLITE_MAX_VARIABLE_NUMBER`; the build sqlx bundles allows more).
+const MOST_VALUES_PER_CALL: usize = 32_766;
+
 /// Statements written with their own `$1, $2, …` and bound in that order,
 /// as with `sqlx::query(..).bind(..)`.
 pub(crate) struct Script<'q, DB: ScriptBackend> {
-    /// On SQLite one call; on PostgreSQL one per statement.
+    /// On SQLite as few calls as the limits above allow; on PostgreSQL one
+    /// per statement.
     calls: Vec<(String, DB::Arguments<'q>)>,
-    /// Values bound so far, across all statements.
+    /// Statements in the last call.
+    statements: usize,
+    /// Values bound in the last call.
     bound: usize,
     /// The first thing that went wrong building the script (a value that
     /// would not encode, say), reported by `run`.
@@ -38,6 +49,7 @@ impl<'q, DB: ScriptBackend> Script<'q, DB> {
     pub fn new() -> Self {
         Self {
             calls: Vec::new(),
+            statements: 0,
             bound: 0,
             fault: None,
         }
@@ -45,15 +57,25 @@ impl<'q, DB: ScriptBackend> Script<'q, DB> {
 
     /// Adds a statement; its values follow with [`Script::bind`].
     pub fn push(&mut self, sql: &str) -> &mut Self {
-        match self.calls.last_mut() {
-            Some((text, _)) if DB::ONE_CALL => {
-                text.push_str(";\n");
-                if let Err(fault) = shift_parameters(sql, self.bound, text) {
+        if DB::ONE_CALL && self.statements > 0 && self.statements < MOST_STATEMENTS_PER_CALL {
+            match renumber(sql, self.bound) {
+                Ok((shifted, values)) if self.bound + values <= MOST_VALUES_PER_CALL => {
+                    if let Some((text, _)) = self.calls.last_mut() {
+                        text.push_str(";\n");
+                        text.push_str(&shifted);
+                        self.statements += 1;
+                        return self;
+                    }
+                }
+                Ok(_) => {}
+                Err(fault) => {
                     self.fault.get_or_insert(fault);
                 }
             }
-            _ => self.calls.push((sql.to_owned(), DB::Arguments::default())),
         }
+        self.calls.push((sql.to_owned(), DB::Arguments::default()));
+        self.statements = 1;
+        self.bound = 0;
         self
     }
 
@@ -107,9 +129,11 @@ macro_rules! impl_run {
 impl_run!(sqlx::Sqlite);
 impl_run!(sqlx::Postgres);
 
-/// Appends `sql` to `out` with every `$n` parameter renumbered `$(n + by)`.
-/// The statements given to a script hold no `$` in literals or names.
-fn shift_parameters(sql: &str, by: usize, out: &mut String) -> Result<(), String> {
+/// `sql` with every `$n` parameter renumbered `$(n + by)`, and its highest
+/// `n`. The statements given to a script hold no `$` in literals or names.
+fn renumber(sql: &str, by: usize) -> Result<(String, usize), String> {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut highest = 0;
     let mut rest = sql;
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
@@ -118,28 +142,74 @@ fn shift_parameters(sql: &str, by: usize, out: &mut String) -> Result<(), String
         let number: usize = after[..digits]
             .parse()
             .map_err(|_| format!("a `$` that is not a numbered parameter in {sql:?}"))?;
+        highest = highest.max(number);
         out.push('$');
         out.push_str(&(number + by).to_string());
         rest = &after[digits..];
     }
     out.push_str(rest);
-    Ok(())
+    Ok((out, highest))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::shift_parameters;
+    use super::{renumber, Script, MOST_STATEMENTS_PER_CALL, MOST_VALUES_PER_CALL};
 
     #[test]
     fn parameters_are_renumbered_past_the_values_already_bound() {
-        let mut out = String::from("SELECT $1;\n");
-        shift_parameters("UPDATE t SET a = $2, b = $10 WHERE c = $1", 3, &mut out).unwrap();
-        assert_eq!(out, "SELECT $1;\nUPDATE t SET a = $5, b = $13 WHERE c = $4");
+        let (out, highest) = renumber("UPDATE t SET a = $2, b = $10 WHERE c = $1", 3).unwrap();
+        assert_eq!(out, "UPDATE t SET a = $5, b = $13 WHERE c = $4");
+        assert_eq!(highest, 10);
     }
 
     #[test]
     fn a_dollar_that_is_no_parameter_is_refused() {
-        let mut out = String::new();
-        assert!(shift_parameters("SELECT 'US$ 5'", 1, &mut out).is_err());
+        assert!(renumber("SELECT 'US$ 5'", 1).is_err());
+    }
+
+    #[test]
+    fn sqlite_joins_statements_into_calls_within_its_limits() {
+        let mut script = Script::<sqlx::Sqlite>::new();
+        for n in 0..MOST_STATEMENTS_PER_CALL + 1 {
+            script.push("SELECT $1, $2").bind(n as i64).bind(0i64);
+        }
+        let texts: Vec<&str> = script.calls.iter().map(|(text, _)| text.as_str()).collect();
+        assert_eq!(
+            texts.len(),
+            2,
+            "a call holds {MOST_STATEMENTS_PER_CALL} statements"
+        );
+        assert!(texts[0].ends_with(&format!(
+            "SELECT ${}, ${}",
+            2 * MOST_STATEMENTS_PER_CALL - 1,
+            2 * MOST_STATEMENTS_PER_CALL
+        )));
+        assert_eq!(texts[1], "SELECT $1, $2");
+
+        let values = MOST_VALUES_PER_CALL / 2 + 1;
+        let wide = (1..=values)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut script = Script::<sqlx::Sqlite>::new();
+        for _ in 0..2 {
+            script.push(&format!("SELECT {wide}"));
+            for n in 0..values {
+                script.bind(n as i64);
+            }
+        }
+        assert_eq!(
+            script.calls.len(),
+            2,
+            "no call numbers past SQLite's highest parameter"
+        );
+    }
+
+    #[test]
+    fn postgres_takes_one_statement_per_call() {
+        let mut script = Script::<sqlx::Postgres>::new();
+        script.push("SELECT $1").bind(1i64);
+        script.push("SELECT $1").bind(2i64);
+        assert_eq!(script.calls.len(), 2);
     }
 }

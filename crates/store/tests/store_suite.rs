@@ -70,6 +70,7 @@ on_both_backends!(
     concurrent_recovery_requests_share_transactions_but_count_exactly,
     a_failing_recovery_request_does_not_fail_its_batch,
     batched_requests_count_a_destination_only_for_requests_let_through,
+    thousands_of_messages_queue_in_one_change,
 );
 
 fn at() -> chrono::DateTime<Utc> {
@@ -705,6 +706,24 @@ async fn batched_requests_count_a_destination_only_for_requests_let_through(stor
     );
     assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 30);
     assert_chain_links(&store).await;
+}
+
+/// A change far larger than any one call to the database (4,000 messages,
+/// 36,000 values: more than SQLite's default limit on parameters) still goes
+/// in whole.
+async fn thousands_of_messages_queue_in_one_change(store: Arc<dyn Store>) {
+    let messages: Vec<NewMessage> = (0..4_000).map(message).collect();
+    store.enqueue_messages(&messages, at()).await.unwrap();
+    let queued = store
+        .claim_messages(
+            at(),
+            at() + Duration::minutes(1),
+            uuid::Uuid::new_v4(),
+            5_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 4_000);
 }
 
 /// Every stored event follows the one before it (numbers without gaps, each
