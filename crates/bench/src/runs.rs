@@ -9,6 +9,7 @@ use crate::wrk::{self, Load, Traffic};
 use anyhow::{bail, Context};
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use carekey_domain::recovery::ANSWER_FLOOR;
 use carekey_service::hashing::Argon2Settings;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -17,6 +18,9 @@ use std::time::{Duration, Instant};
 
 /// Connections for the throughput figures.
 const CONNECTIONS: u32 = 16;
+/// Connections for the reset requests' second row: past what the answer
+/// floor lets 16 connections ask.
+const CAPACITY_CONNECTIONS: u32 = 64;
 /// Distinct request bodies a wrk script draws from.
 const BODIES: usize = 1000;
 
@@ -144,50 +148,57 @@ impl Suite {
         database.remove().await
     }
 
-    /// Reset requests at 16 connections, known and unknown accounts, then the
-    /// enumeration timing check; on each database.
+    /// Reset requests at 16 connections (the goal's), known and unknown
+    /// accounts, and again at 64: each request answers no sooner than the
+    /// recovery floor, which caps what one connection can ask, so more
+    /// connections show what the server itself can take; on each database.
     pub async fn recovery(&mut self) -> anyhow::Result<()> {
         let mut rows = String::new();
         for engine in self.engines() {
             let (database, _) = self.database(&engine, BODIES).await?;
             let server = self.serve(&database).await?;
-            let known = wrk::run(
-                &server.base,
-                &recoveries(true, BODIES),
-                CONNECTIONS,
-                self.seconds,
-            )
-            .await?;
-            check(&known, "known recovery")?;
-            let unknown = wrk::run(
-                &server.base,
-                &recoveries(false, BODIES),
-                CONNECTIONS,
-                self.seconds,
-            )
-            .await?;
-            check(&unknown, "unknown recovery")?;
-            rows.push_str(&format!(
-                "| {} | {:.0} | {:.1} / {:.1} ms | {:.0} | {:.1} / {:.1} ms |\n",
-                engine.name(),
-                known.per_second(),
-                known.p50_ms,
-                known.p99_ms,
-                unknown.per_second(),
-                unknown.p50_ms,
-                unknown.p99_ms
-            ));
-            let slowest = known.per_second().min(unknown.per_second());
-            let p99 = known.p99_ms.max(unknown.p99_ms);
-            self.report.goal(
-                &format!(
-                    "reset requests per second, 16 connections ({})",
-                    engine.name()
-                ),
-                "≥ 3,500, p99 < 20 ms",
-                format!("{slowest:.0} per second, p99 {p99:.1} ms"),
-                slowest >= 3500.0 && p99 < 20.0,
-            );
+            for connections in [CONNECTIONS, CAPACITY_CONNECTIONS] {
+                let known = wrk::run(
+                    &server.base,
+                    &recoveries(true, BODIES),
+                    connections,
+                    self.seconds,
+                )
+                .await?;
+                check(&known, "known recovery")?;
+                let unknown = wrk::run(
+                    &server.base,
+                    &recoveries(false, BODIES),
+                    connections,
+                    self.seconds,
+                )
+                .await?;
+                check(&unknown, "unknown recovery")?;
+                rows.push_str(&format!(
+                    "| {} | {connections} | {:.0} | {:.1} / {:.1} ms | {:.0} | {:.1} / {:.1} ms |\n",
+                    engine.name(),
+                    known.per_second(),
+                    known.p50_ms,
+                    known.p99_ms,
+                    unknown.per_second(),
+                    unknown.p50_ms,
+                    unknown.p99_ms
+                ));
+                if connections != CONNECTIONS {
+                    continue;
+                }
+                let slowest = known.per_second().min(unknown.per_second());
+                let p99 = known.p99_ms.max(unknown.p99_ms);
+                self.report.goal(
+                    &format!(
+                        "reset requests per second, 16 connections ({})",
+                        engine.name()
+                    ),
+                    "≥ 3,500, p99 < 20 ms",
+                    format!("{slowest:.0} per second, p99 {p99:.1} ms"),
+                    slowest >= 3500.0 && p99 < 20.0,
+                );
+            }
 
             drop(server);
             database.remove().await?;
@@ -195,9 +206,11 @@ impl Suite {
         self.report.section(
             "Reset requests (POST /api/v1/recovery)",
             format!(
-                "{} s of wrk at {CONNECTIONS} connections per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run.\n\n\
-                 | database | known per second | known p50 / p99 | unknown per second | unknown p50 / p99 |\n|---|---|---|---|---|\n{rows}",
-                self.seconds
+                "{} s of wrk per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run. The goal is at {CONNECTIONS} connections; a request answers no sooner than `ANSWER_FLOOR` ({floor} ms), so each connection asks fewer than {per_connection} a second, and the {CAPACITY_CONNECTIONS}-connection rows show what the server takes beyond that.\n\n\
+                 | database | connections | known per second | known p50 / p99 | unknown per second | unknown p50 / p99 |\n|---|---|---|---|---|---|\n{rows}",
+                self.seconds,
+                floor = ANSWER_FLOOR.as_millis(),
+                per_connection = 1000 / ANSWER_FLOOR.as_millis().max(1),
             ),
         );
         Ok(())
