@@ -82,10 +82,12 @@ impl FromStr for Purpose {
 /// to write; answering no sooner than this keeps that difference out of the
 /// response time. Without it, on an idle server, the medians were 1.1 ms
 /// (known) and 1.7 ms (unknown) and both 90th percentiles near 2.0 ms
-/// (docs/BENCHMARKS.md); 3 ms covers them, and tokio's timer, which fires on
-/// the next whole millisecond, adds up to one more. Each connection then makes
-/// at most about 250 requests a second, so the floor sets how many requests a
-/// second 16 connections can make, not how many the server can serve.
+/// (docs/BENCHMARKS.md); 3 ms covers them. The floor ends on a timerfd, to
+/// the microsecond (`carekey_service`'s `deadline`): tokio's millisecond timer
+/// ended it late by an amount that followed the work's own length, and so gave
+/// the paths away. Each connection then makes at most about 300 requests a
+/// second, so the floor sets how many requests a second 16 connections can
+/// make, not how many the server can serve.
 pub const ANSWER_FLOOR: std::time::Duration = std::time::Duration::from_millis(3);
 
 /// Digits in a delivered code (DESIGN.md).

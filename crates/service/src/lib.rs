@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod contacts;
+mod deadline;
 pub mod enrollment;
 pub mod hashing;
 pub mod messages;
@@ -135,9 +136,9 @@ pub(crate) async fn no_sooner_than<T>(
     floor: std::time::Duration,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    let earliest = tokio::time::Instant::now() + floor;
+    let earliest = deadline::Deadline::after(floor);
     let answer = work.await;
-    tokio::time::sleep_until(earliest).await;
+    earliest.wait().await;
     answer
 }
 
