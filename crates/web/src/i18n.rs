@@ -53,6 +53,17 @@ impl Tr {
         self.t(&format!("{group}-{code}"))
     }
 
+    /// The words for a code stored in the audit trail: the message
+    /// `{group}-{code}` with the code's dots as dashes, e.g.
+    /// `staff-audit-recovery-requested`; an event whose code has no words is
+    /// shown by its code rather than hidden.
+    pub fn stored(&self, group: &str, code: &str) -> String {
+        let id = format!("{group}-{}", code.replace('.', "-"));
+        LOCALES
+            .try_lookup(self.id(), &id)
+            .unwrap_or_else(|| code.to_owned())
+    }
+
     /// The text of a message with one named argument.
     pub fn t1(&self, key: &str, name: &'static str, value: &str) -> String {
         let args: HashMap<Cow<'static, str>, FluentValue> =
@@ -251,6 +262,37 @@ mod tests {
             missing.is_empty(),
             "asked for but not in the catalogues: {missing:?}"
         );
+    }
+
+    /// Every action, actor and outcome the audit trail stores, read from
+    /// their `=> "code"` arms in the domain, has words on the audit page.
+    #[test]
+    fn every_audit_code_has_words() {
+        let source = include_str!("../../domain/src/audit.rs");
+        let groups = [
+            ("AuditAction::", "staff-audit"),
+            ("Actor::", "staff-actor"),
+            ("Outcome::", "staff-outcome"),
+        ];
+        let mut checked = 0;
+        let mut missing = Vec::new();
+        for line in source.lines().map(str::trim) {
+            let Some((group, code)) = groups.iter().find_map(|(prefix, group)| {
+                let arm = line.strip_prefix(prefix)?;
+                let code = arm.split_once("=> \"")?.1.strip_suffix("\",")?;
+                Some((*group, code))
+            }) else {
+                continue;
+            };
+            checked += 1;
+            for tr in [Tr::new(Language::En), Tr::new(Language::Es)] {
+                if tr.stored(group, code) == code {
+                    missing.push(format!("{}: {group}-{code}", tr.code()));
+                }
+            }
+        }
+        assert!(checked >= 36, "found only {checked} codes in audit.rs");
+        assert!(missing.is_empty(), "no words for {missing:?}");
     }
 
     /// A Spanish line identical to the English one was most likely copied and

@@ -202,6 +202,16 @@ pub async fn staff_tour(client: &Client, app: &TestApp, inspector: &mut Inspecto
     submit(client, "form[action='/staff/totp']").await;
     wait_for_path(client, "/staff/audit").await;
     inspector.look(client, "staff-audit").await;
+    // The trail says what happened in the page's words, the stored code beside them.
+    let trail = text_of(client, "table.results tbody").await;
+    let signed_in = match inspector.lang {
+        "es" => "El personal inició sesión",
+        _ => "Staff signed in",
+    };
+    assert!(
+        trail.contains(signed_in) && trail.contains("staff.sign_in.succeeded"),
+        "the audit trail shows no words for the auditor's own sign-in: {trail}"
+    );
     inspector.signed_in = false;
     inspector
         .open(
