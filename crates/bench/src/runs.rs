@@ -158,22 +158,8 @@ impl Suite {
             let (database, _) = self.database(&engine, BODIES).await?;
             let server = self.serve(&database).await?;
             for connections in [CONNECTIONS, CAPACITY_CONNECTIONS] {
-                let known = wrk::run(
-                    &server.base,
-                    &recoveries(true, BODIES),
-                    connections,
-                    self.seconds,
-                )
-                .await?;
-                check(&known, "known recovery")?;
-                let unknown = wrk::run(
-                    &server.base,
-                    &recoveries(false, BODIES),
-                    connections,
-                    self.seconds,
-                )
-                .await?;
-                check(&unknown, "unknown recovery")?;
+                let known = self.resets(&server.base, true, connections).await?;
+                let unknown = self.resets(&server.base, false, connections).await?;
                 rows.push_str(&format!(
                     "| {} | {connections} | {:.0} | {:.1} / {:.1} ms | {:.0} | {:.1} / {:.1} ms |\n",
                     engine.name(),
@@ -214,6 +200,20 @@ impl Suite {
             ),
         );
         Ok(())
+    }
+
+    /// `self.seconds` of reset requests for known or unknown accounts.
+    async fn resets(&self, base: &str, known: bool, connections: u32) -> anyhow::Result<Load> {
+        let load = wrk::run(base, &recoveries(known, BODIES), connections, self.seconds).await?;
+        check(
+            &load,
+            if known {
+                "known recovery"
+            } else {
+                "unknown recovery"
+            },
+        )?;
+        Ok(load)
     }
 
     /// The enumeration timing check on each database with the queue only
