@@ -49,16 +49,6 @@ impl PgStore {
         let pool = self.pool.clone();
         crate::detached(async move { pool.begin().await }).await
     }
-
-    /// Starts a write transaction on a connection the caller holds, from a
-    /// task that is never abandoned midway.
-    async fn begin_on(
-        connection: &mut sqlx::PgConnection,
-    ) -> StoreResult<Transaction<'_, Postgres>> {
-        sqlx::Connection::begin_with(connection, "BEGIN")
-            .await
-            .map_err(backend_error)
-    }
 }
 
 crate::shared::impl_store!(
@@ -67,5 +57,11 @@ crate::shared::impl_store!(
     for_update = " FOR UPDATE",
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
-crate::recovery::impl_recovery_store!(PgStore, Postgres, for_update = " FOR UPDATE");
+crate::recovery::impl_recovery_store!(
+    PgStore,
+    Postgres,
+    for_update = " FOR UPDATE",
+    begin = "BEGIN",
+    chain_head_first = false
+);
 crate::staff::impl_staff_store!(PgStore, Postgres, for_update = " FOR UPDATE");

@@ -22,7 +22,8 @@ pub(crate) type RecoveryStarts = crate::group_commit::GroupCommit<
 >;
 
 macro_rules! impl_recovery_store {
-    ($store:ident, $db:ident, for_update = $for_update:literal) => {
+    ($store:ident, $db:ident, for_update = $for_update:literal, begin = $begin:expr,
+     chain_head_first = $chain_head_first:literal) => {
       mod recovery_queries {
         use super::{$store, $db};
         use $crate::backend_error;
@@ -52,42 +53,14 @@ macro_rules! impl_recovery_store {
         impl $store {
             /// Counts one hit on each fixed-window counter, in order, each in a
             /// single atomic statement; for each, the wait when the hit is past
-            /// its limit. Up to [`HITS_PER_CALL`] hits go to the database at once.
+            /// its limit.
             pub(crate) async fn hit_each_in(
                 tx: &mut Tx<'_>,
                 hits: &[(&RateLimit, DateTime<Utc>)],
             ) -> StoreResult<Vec<Option<chrono::Duration>>> {
-                let mut waits = Vec::with_capacity(hits.len());
-                for chunk in hits.chunks(HITS_PER_CALL) {
-                    let mut script = $crate::script::Script::<$db>::new();
-                    for (limit, at) in chunk {
-                        script
-                            .push(
-                                "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1) \
-                                 ON CONFLICT (key) DO UPDATE SET \
-                                   count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
-                                   window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
-                                 RETURNING count, window_start",
-                            )
-                            .bind(limit.key.as_str())
-                            .bind(millis(*at))
-                            .bind(millis(*at - limit.window));
-                    }
-                    let rows = script.run(tx).await?;
-                    if rows.len() != chunk.len() {
-                        return Err(StoreError::Backend(format!(
-                            "{} rate-limit counters answered for {} hits",
-                            rows.len(),
-                            chunk.len()
-                        )));
-                    }
-                    for ((limit, at), row) in chunk.iter().zip(&rows) {
-                        let count: i64 = row.try_get("count").map_err(backend_error)?;
-                        let start: i64 = row.try_get("window_start").map_err(backend_error)?;
-                        waits.push(limit.retry_after(u32::try_from(count).unwrap_or(u32::MAX), from_millis(start), *at));
-                    }
-                }
-                Ok(waits)
+                let mut script = $crate::script::Script::<$db>::new();
+                push_hits(&mut script, hits);
+                waits_of(hits, script.run(tx).await?)
             }
 
             /// Counts every limit (all of them, so each counter stays true) and
@@ -142,19 +115,40 @@ macro_rules! impl_recovery_store {
                 jobs: Vec<std::sync::Arc<crate::recovery::RecoveryStart>>,
             ) -> (sqlx::pool::PoolConnection<$db>, StoreResult<Vec<Result<u32, RetryAfter>>>) {
                 let answers = Self::start_recoveries_on(&mut connection, &jobs).await;
+                if answers.is_err() {
+                    // The transaction begins and ends inside the batch's calls,
+                    // so a failure midway leaves it open: roll it back, and if
+                    // even that fails, never lend the connection out again.
+                    if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
+                        tracing::debug!(%error, "closing the connection of a failed batch");
+                        connection.close_on_drop();
+                    }
+                }
                 (connection, answers)
             }
 
+            /// The batch in as few calls as the database allows: on SQLite the
+            /// `BEGIN`, the audit chain's head and the own limits go in one, the
+            /// destinations in a second, the writes a few requests per call, the
+            /// audit events and the `COMMIT` in a last one.
             async fn start_recoveries_on(
                 connection: &mut <$db as sqlx::Database>::Connection,
                 jobs: &[std::sync::Arc<crate::recovery::RecoveryStart>],
             ) -> StoreResult<Vec<Result<u32, RetryAfter>>> {
-                let mut tx = Self::begin_on(connection).await?;
                 let own: Vec<_> = jobs
                     .iter()
                     .flat_map(|job| job.limits.iter().map(|limit| (limit, job.flow.created_at)))
                     .collect();
-                let mut own_waits = Self::hit_each_in(&mut tx, &own).await?.into_iter();
+                let mut first = $crate::script::Script::<$db>::new();
+                first.push($begin);
+                if $chain_head_first {
+                    // BEGIN IMMEDIATE already holds SQLite's only write lock.
+                    first.push(super::queries::READ_CHAIN_HEAD);
+                }
+                push_hits(&mut first, &own);
+                let mut rows = first.run(connection).await?.into_iter();
+                let chain_head = if $chain_head_first { rows.next() } else { None };
+                let mut own_waits = waits_of(&own, rows)?.into_iter();
                 let refusals: Vec<Option<RetryAfter>> = jobs
                     .iter()
                     .map(|job| longest_wait(own_waits.by_ref().take(job.limits.len())))
@@ -172,7 +166,9 @@ macro_rules! impl_recovery_store {
                     .zip(&destinations)
                     .flat_map(|(job, limits)| limits.iter().map(|limit| (limit, job.flow.created_at)))
                     .collect();
-                let mut destination_waits = Self::hit_each_in(&mut tx, &hits).await?.into_iter();
+                let mut counted = $crate::script::Script::<$db>::new();
+                push_hits(&mut counted, &hits);
+                let mut destination_waits = waits_of(&hits, counted.run(connection).await?)?.into_iter();
                 let mut answers = Vec::with_capacity(jobs.len());
                 let mut events = Vec::with_capacity(jobs.len());
                 let mut writes = $crate::script::Script::<$db>::new();
@@ -196,14 +192,23 @@ macro_rules! impl_recovery_store {
                     answers.push(Ok(sent));
                     writes_held += 1;
                     if writes_held == RECOVERIES_PER_CALL {
-                        std::mem::replace(&mut writes, $crate::script::Script::new()).run(&mut tx).await?;
+                        std::mem::replace(&mut writes, $crate::script::Script::new()).run(connection).await?;
                         writes_held = 0;
                     }
                 }
-                writes.run(&mut tx).await?;
-                // Last, so PostgreSQL holds the chain's lock only until the commit.
-                Self::append_all_in(&mut tx, &events).await?;
-                Self::commit(tx).await?;
+                writes.run(connection).await?;
+                let chain_head = match chain_head {
+                    Some(row) => row,
+                    // Last, so PostgreSQL holds the chain's lock only until the commit.
+                    None => sqlx::query(super::queries::READ_CHAIN_HEAD)
+                        .fetch_one(&mut *connection)
+                        .await
+                        .map_err(backend_error)?,
+                };
+                let mut last = $crate::script::Script::<$db>::new();
+                Self::push_appends(&mut last, &chain_head, &events)?;
+                last.push("COMMIT");
+                last.run(connection).await?;
                 Ok(answers)
             }
 
@@ -345,9 +350,50 @@ macro_rules! impl_recovery_store {
             }
         }
 
-        /// Hits that go to the database in one call: enough for a batch's
-        /// usual requests, few enough that the statement cache holds every size.
-        const HITS_PER_CALL: usize = 16;
+        /// Adds to `script` one atomic statement per hit, counting it on its
+        /// fixed-window counter (started afresh once its window has passed).
+        fn push_hits<'q>(
+            script: &mut $crate::script::Script<'q, $db>,
+            hits: &[(&'q RateLimit, DateTime<Utc>)],
+        ) {
+            for (limit, at) in hits {
+                script
+                    .push(
+                        "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1) \
+                         ON CONFLICT (key) DO UPDATE SET \
+                           count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
+                           window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
+                         RETURNING count, window_start",
+                    )
+                    .bind(limit.key.as_str())
+                    .bind(millis(*at))
+                    .bind(millis(*at - limit.window));
+            }
+        }
+
+        /// For each hit, from the rows its statements returned in order, the
+        /// wait when the hit is past its limit.
+        fn waits_of(
+            hits: &[(&RateLimit, DateTime<Utc>)],
+            rows: impl IntoIterator<Item = <$db as sqlx::Database>::Row>,
+        ) -> StoreResult<Vec<Option<chrono::Duration>>> {
+            let rows: Vec<_> = rows.into_iter().collect();
+            if rows.len() != hits.len() {
+                return Err(StoreError::Backend(format!(
+                    "{} rate-limit counters answered for {} hits",
+                    rows.len(),
+                    hits.len()
+                )));
+            }
+            hits.iter()
+                .zip(&rows)
+                .map(|((limit, at), row)| {
+                    let count: i64 = row.try_get("count").map_err(backend_error)?;
+                    let start: i64 = row.try_get("window_start").map_err(backend_error)?;
+                    Ok(limit.retry_after(u32::try_from(count).unwrap_or(u32::MAX), from_millis(start), *at))
+                })
+                .collect()
+        }
 
         /// Recovery requests whose writes go to the database in one call; the
         /// statement cache keeps one entry per mix of requests' shapes.

@@ -101,10 +101,11 @@ impl<'q, DB: ScriptBackend> Script<'q, DB> {
 macro_rules! impl_run {
     ($db:ty) => {
         impl<'q> Script<'q, $db> {
-            /// Runs every statement in order, in `tx`; the rows they return, in order.
+            /// Runs every statement in order on `connection` (a transaction's,
+            /// or one whose script begins one); the rows they return, in order.
             pub async fn run(
                 self,
-                tx: &mut sqlx::Transaction<'_, $db>,
+                connection: &mut <$db as Database>::Connection,
             ) -> StoreResult<Vec<<$db as Database>::Row>> {
                 if let Some(fault) = self.fault {
                     return Err(StoreError::Backend(format!(
@@ -115,7 +116,7 @@ macro_rules! impl_run {
                 for (sql, arguments) in self.calls {
                     rows.extend(
                         sqlx::query_with(&sql, arguments)
-                            .fetch_all(&mut **tx)
+                            .fetch_all(&mut *connection)
                             .await
                             .map_err(backend_error)?,
                     );

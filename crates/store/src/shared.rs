@@ -63,6 +63,11 @@ macro_rules! impl_store {
 
         type Tx<'c> = sqlx::Transaction<'c, $db>;
 
+        /// Reads the audit chain's head (on PostgreSQL locking it until the
+        /// transaction ends, so concurrent writers never fork the chain).
+        pub(crate) const READ_CHAIN_HEAD: &str =
+            concat!("SELECT seq, hash FROM audit_chain_head WHERE id = 1", $for_update);
+
         impl $store {
             /// Appends one event to the audit chain inside `tx`, advancing the chain
             /// head under a row lock so concurrent writers never fork the chain.
@@ -74,26 +79,45 @@ macro_rules! impl_store {
             /// on PostgreSQL locked) once, the events inserted a few hundred rows
             /// per statement, the head moved once.
             pub(crate) async fn append_all_in(tx: &mut Tx<'_>, events: &[AuditEvent]) -> StoreResult<()> {
-                /// Rows per INSERT: 12 values each stays well under either database's limit.
-                const ROWS_PER_INSERT: usize = 200;
                 if events.is_empty() {
                     return Ok(());
                 }
-                let head = sqlx::query(concat!(
-                    "SELECT seq, hash FROM audit_chain_head WHERE id = 1",
-                    $for_update
-                ))
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(backend_error)?;
+                let head = sqlx::query(READ_CHAIN_HEAD)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(backend_error)?;
+                let mut script = $crate::script::Script::<$db>::new();
+                Self::push_appends(&mut script, &head, events)?;
+                script.run(tx).await?;
+                Ok(())
+            }
+
+            /// Adds to `script` the statements that append `events` to the
+            /// chain after `head` (a row read by [`READ_CHAIN_HEAD`] in the
+            /// same transaction) and move the head past them.
+            pub(crate) fn push_appends(
+                script: &mut $crate::script::Script<'_, $db>,
+                head: &<$db as sqlx::Database>::Row,
+                events: &[AuditEvent],
+            ) -> StoreResult<()> {
+                /// Rows per INSERT: 12 values each stays well under either database's limit.
+                const ROWS_PER_INSERT: usize = 200;
+                const COLUMNS: usize = 12;
                 let mut seq: i64 = head.try_get("seq").map_err(backend_error)?;
                 let mut prev_hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
                 for chunk in events.chunks(ROWS_PER_INSERT) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    let rows: Vec<String> = (0..chunk.len())
+                        .map(|row| {
+                            let values: Vec<String> =
+                                (1..=COLUMNS).map(|column| format!("${}", row * COLUMNS + column)).collect();
+                            format!("({})", values.join(", "))
+                        })
+                        .collect();
+                    script.push(&format!(
                         "INSERT INTO audit_events (seq, at, actor_kind, actor_id, action, account_id, \
-                         patient_id, ip, outcome, details, prev_hash, hash) ",
-                    );
-                    let mut rows = Vec::with_capacity(chunk.len());
+                         patient_id, ip, outcome, details, prev_hash, hash) VALUES {}",
+                        rows.join(", ")
+                    ));
                     for event in chunk {
                         seq += 1;
                         let details = event.details.to_string();
@@ -111,30 +135,25 @@ macro_rules! impl_store {
                             prev_hash: &prev_hash,
                         });
                         let prev = std::mem::replace(&mut prev_hash, hash.to_vec());
-                        rows.push((seq, event, details, prev, hash.to_vec()));
+                        script
+                            .bind(seq)
+                            .bind(millis(event.at))
+                            .bind(event.actor.kind())
+                            .bind(event.actor.id())
+                            .bind(event.action.as_str())
+                            .bind(event.account_id.map(|id| id.0))
+                            .bind(event.patient_id.map(|id| id.0))
+                            .bind(event.ip.clone())
+                            .bind(event.outcome.as_str())
+                            .bind(details)
+                            .bind(prev)
+                            .bind(hash.to_vec());
                     }
-                    insert.push_values(rows, |mut row, (seq, event, details, prev, hash)| {
-                        row.push_bind(seq)
-                            .push_bind(millis(event.at))
-                            .push_bind(event.actor.kind())
-                            .push_bind(event.actor.id())
-                            .push_bind(event.action.as_str())
-                            .push_bind(event.account_id.map(|id| id.0))
-                            .push_bind(event.patient_id.map(|id| id.0))
-                            .push_bind(event.ip.clone())
-                            .push_bind(event.outcome.as_str())
-                            .push_bind(details)
-                            .push_bind(prev)
-                            .push_bind(hash);
-                    });
-                    insert.build().execute(&mut **tx).await.map_err(backend_error)?;
                 }
-                sqlx::query("UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = 1")
+                script
+                    .push("UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = 1")
                     .bind(seq)
-                    .bind(&prev_hash)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(backend_error)?;
+                    .bind(prev_hash);
                 Ok(())
             }
 

@@ -39,7 +39,7 @@ impl Drop for AbortOnDrop {
 
 /// A write transaction takes the write lock at once, so it never has to
 /// upgrade a read lock midway.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// Prepared statements the writer keeps (sqlx's default is 100).
 const WRITER_STATEMENTS: usize = 256;
@@ -106,16 +106,6 @@ impl SqliteStore {
         let writer = self.writer.clone();
         crate::detached(async move { writer.begin_with(BEGIN_WRITE).await }).await
     }
-
-    /// Starts a write transaction on a connection the caller holds, from a
-    /// task that is never abandoned midway.
-    async fn begin_on(
-        connection: &mut sqlx::SqliteConnection,
-    ) -> StoreResult<Transaction<'_, Sqlite>> {
-        sqlx::Connection::begin_with(connection, BEGIN_WRITE)
-            .await
-            .map_err(backend_error)
-    }
 }
 
 /// Copies committed pages from the WAL into the database file without
@@ -139,5 +129,11 @@ async fn checkpoint_regularly(pool: SqlitePool) {
 }
 
 crate::shared::impl_store!(SqliteStore, Sqlite, for_update = "", skip_locked = "");
-crate::recovery::impl_recovery_store!(SqliteStore, Sqlite, for_update = "");
+crate::recovery::impl_recovery_store!(
+    SqliteStore,
+    Sqlite,
+    for_update = "",
+    begin = crate::sqlite::BEGIN_WRITE,
+    chain_head_first = true
+);
 crate::staff::impl_staff_store!(SqliteStore, Sqlite, for_update = "");
