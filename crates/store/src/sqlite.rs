@@ -47,6 +47,11 @@ const WRITER_STATEMENTS: usize = 256;
 /// How often the background task moves the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// What the WAL file is cut back to when it starts over. While lookups never
+/// all pause SQLite cannot start it over, and it grows (by about 100 MB a
+/// second in the reset benchmark); afterwards it keeps at most this much.
+const WAL_KEPT_BYTES: u64 = 64 * 1024 * 1024;
+
 impl SqliteStore {
     pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
         let connect = SqliteConnectOptions::from_str(url)
@@ -57,7 +62,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             // Checkpoints are the background task's job, not a commit's.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // A WAL grown large under load is cut back when it next starts over.
+            .pragma("journal_size_limit", WAL_KEPT_BYTES.to_string());
         if let Some(folder) = connect.get_filename().parent().filter(|_| options.migrate) {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder).map_err(|e| {
@@ -137,3 +144,52 @@ crate::recovery::impl_recovery_store!(
     chain_head_first = true
 );
 crate::staff::impl_staff_store!(SqliteStore, Sqlite, for_update = "");
+
+#[cfg(test)]
+mod tests {
+    use super::{SqliteStore, WAL_KEPT_BYTES};
+    use crate::StoreOptions;
+
+    /// A WAL that grew past the limit (here in one large transaction, which
+    /// no checkpoint can split) is cut back once it has been copied and the
+    /// next write starts it over, rather than keeping its size on disk.
+    #[tokio::test]
+    async fn a_grown_wal_is_cut_back_when_it_starts_over() {
+        const BLOB: u64 = 1024 * 1024;
+        let folder = tempfile::tempdir().unwrap();
+        let url = crate::testing::fresh_sqlite_url(folder.path());
+        let store = SqliteStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE filler (data BLOB NOT NULL)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let mut tx = store.writer.begin().await.unwrap();
+        for _ in 0..(WAL_KEPT_BYTES / BLOB + 16) {
+            sqlx::query("INSERT INTO filler (data) VALUES (zeroblob($1))")
+                .bind(BLOB as i64)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let wal = folder.path().join("carekey.db-wal");
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > WAL_KEPT_BYTES, "the WAL grew to {grown} bytes only");
+        // Copied into the database (as the background task does), then a write.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM filler WHERE rowid = 1")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let kept = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            kept <= WAL_KEPT_BYTES,
+            "the WAL keeps {kept} bytes after starting over (grown to {grown})"
+        );
+    }
+}
