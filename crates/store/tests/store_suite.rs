@@ -13,11 +13,11 @@ use carekey_domain::message::{Channel, MessageData, MessageKind, MessageStatus, 
 use carekey_domain::model::{Language, NewAccount, NewPatient, SessionOwner};
 use carekey_domain::policy::{LockoutPolicy, Policy};
 use carekey_domain::ports::{FlowParcel, NewRecoveryFlow};
-use carekey_domain::ports::{NewSession, Store, StoreError};
+use carekey_domain::ports::{NewSession, NewToken, Store, StoreError, TokenState};
 use carekey_domain::rate_limit::RateLimit;
 use carekey_domain::recovery::Purpose;
 use carekey_domain::session::SessionExpiry;
-use carekey_domain::token::OpaqueToken;
+use carekey_domain::token::{OpaqueToken, TokenHash, TokenPurpose};
 use carekey_store::testing::{fresh_postgres_url, fresh_sqlite_url};
 use carekey_store::{connect, StoreOptions};
 use chrono::{Duration, TimeZone, Utc};
@@ -70,6 +70,8 @@ on_both_backends!(
     concurrent_recovery_requests_share_transactions_but_count_exactly,
     a_failing_recovery_request_does_not_fail_its_batch,
     batched_requests_count_a_destination_only_for_requests_let_through,
+    batched_requests_for_one_account_leave_only_the_newest_open,
+    batched_requests_with_one_lookup_key_leave_only_the_newest_open,
     thousands_of_messages_queue_in_one_change,
 );
 
@@ -706,6 +708,121 @@ async fn batched_requests_count_a_destination_only_for_requests_let_through(stor
     );
     assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 30);
     assert_chain_links(&store).await;
+}
+
+/// A password request for `account` with its own reset link, under a limit
+/// that lets every one through; the flow and its link's hash.
+fn password_request(
+    patient: PatientId,
+    account: carekey_domain::ids::AccountId,
+    n: usize,
+) -> (NewRecoveryFlow, Vec<RateLimit>, TokenHash) {
+    let (mut flow, _) = recovery_flow(FlowId::generate(), "unused");
+    flow.per_destination = RateLimit::new("test:to:", 1_000, Duration::hours(1));
+    let link = OpaqueToken::generate().hash();
+    let mut message = message(n);
+    message.recipient = "ruth@example.com".into();
+    flow.parcels.push(FlowParcel {
+        recipient: "ruth@example.com".into(),
+        accounts: vec![(account, patient)],
+        code_hash: Some(OpaqueToken::generate().hash()),
+        links: vec![NewToken {
+            hash: link.clone(),
+            purpose: TokenPurpose::Reset,
+            account: Some(account),
+            patient: Some(patient),
+            flow: Some(flow.id),
+            attempts: None,
+            expires_at: at() + Duration::minutes(15),
+        }],
+        message,
+        decoy: false,
+    });
+    let limits = vec![RateLimit::new(
+        "test:open-address",
+        1_000,
+        Duration::hours(1),
+    )];
+    (flow, limits, link)
+}
+
+/// A newer request replaces the older ones of its account, even when they
+/// share a batch: of one stored earlier and thirty sent together, exactly one
+/// flow stays open, and its link is the only one still usable.
+async fn batched_requests_for_one_account_leave_only_the_newest_open(store: Arc<dyn Store>) {
+    let (patient, account) =
+        patient_with_account(&store, "MRN-NEWEST", "ruth", "ruth@example.com").await;
+    let (flow, limits, first_link) = password_request(patient, account, 0);
+    store
+        .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut requests = vec![(flow.id, first_link)];
+    let together = (1..=30).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (flow, limits, link) = password_request(patient, account, n);
+            store
+                .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+                .await
+                .unwrap()
+                .unwrap();
+            (flow.id, link)
+        })
+    });
+    for request in futures::future::join_all(together).await {
+        requests.push(request.unwrap());
+    }
+    let mut open = Vec::new();
+    for (id, link) in &requests {
+        let flow = store.recovery_flow(*id).await.unwrap().unwrap();
+        let token = store
+            .token(link, TokenPurpose::Reset, at())
+            .await
+            .unwrap()
+            .unwrap();
+        let usable = token.state == TokenState::Usable;
+        assert_eq!(
+            !flow.revoked, usable,
+            "a flow and its link are open together: {id:?}"
+        );
+        if usable {
+            open.push(*id);
+        } else {
+            assert_eq!(token.state, TokenState::Revoked);
+        }
+    }
+    assert_eq!(open.len(), 1, "exactly one open: {open:?}");
+    assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 31);
+    assert_chain_links(&store).await;
+}
+
+/// Requests with the same identifiers replace each other even when they
+/// matched nobody: of thirty stand-in flows sent together, one stays open.
+async fn batched_requests_with_one_lookup_key_leave_only_the_newest_open(store: Arc<dyn Store>) {
+    let lookup_key = OpaqueToken::generate().hash();
+    let requests = (0..30).map(|n| {
+        let store = store.clone();
+        let lookup_key = lookup_key.clone();
+        tokio::spawn(async move {
+            let (mut flow, limits) =
+                recovery_flow(FlowId::generate(), &format!("test:address-{n}"));
+            flow.lookup_key = lookup_key;
+            store
+                .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+                .await
+                .unwrap()
+                .unwrap();
+            flow.id
+        })
+    });
+    let mut open = 0;
+    for id in futures::future::join_all(requests).await {
+        let flow = store.recovery_flow(id.unwrap()).await.unwrap().unwrap();
+        open += usize::from(!flow.revoked);
+    }
+    assert_eq!(open, 1);
 }
 
 /// A change far larger than any one call to the database (4,000 messages,
