@@ -22,6 +22,23 @@ impl RateLimit {
         }
     }
 
+    /// The counter after one more hit at `at`: started afresh, at `at`, once
+    /// its window has passed. (The stores' one-statement upsert counts the
+    /// same way; a batch that reads its counters first counts with this.)
+    pub fn count_hit(&self, counter: WindowCount, at: DateTime<Utc>) -> WindowCount {
+        if counter.window_start <= at - self.window {
+            WindowCount {
+                window_start: at,
+                count: 1,
+            }
+        } else {
+            WindowCount {
+                window_start: counter.window_start,
+                count: counter.count.saturating_add(1),
+            }
+        }
+    }
+
     /// Given the counter after this hit, how long until a request may succeed
     /// again; `None` when this one is within the limit.
     pub fn retry_after(
@@ -32,6 +49,13 @@ impl RateLimit {
     ) -> Option<Duration> {
         (count > self.limit).then(|| (window_start + self.window - now).max(Duration::seconds(1)))
     }
+}
+
+/// A fixed-window counter: when its window began and the hits since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    pub window_start: DateTime<Utc>,
+    pub count: u32,
 }
 
 /// A refusal: try again after this long (`Retry-After`, in whole seconds).
@@ -66,6 +90,32 @@ pub fn client_key(ip: Option<&str>) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_hit_counts_within_its_window_and_starts_a_new_one_once_it_has_passed() {
+        let start = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+        let limit = RateLimit::new("k", 5, Duration::minutes(15));
+        let counter = WindowCount {
+            window_start: start,
+            count: 3,
+        };
+        let within = start + Duration::minutes(15) - Duration::milliseconds(1);
+        assert_eq!(
+            limit.count_hit(counter, within),
+            WindowCount {
+                window_start: start,
+                count: 4
+            }
+        );
+        let after = start + Duration::minutes(15);
+        assert_eq!(
+            limit.count_hit(counter, after),
+            WindowCount {
+                window_start: after,
+                count: 1
+            }
+        );
+    }
 
     #[test]
     fn the_hit_past_the_limit_is_refused_until_the_window_ends() {

@@ -1,6 +1,8 @@
 //! PostgreSQL: the backend for many instances. Rows changed by read-modify-write
 //! steps are locked with `FOR UPDATE`, so instances never lose an update.
 
+mod recovery_batch;
+
 use crate::group_commit::GroupCommit;
 use crate::recovery::RecoveryStarts;
 use crate::{backend_error, StoreOptions};
@@ -57,11 +59,5 @@ crate::shared::impl_store!(
     for_update = " FOR UPDATE",
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
-crate::recovery::impl_recovery_store!(
-    PgStore,
-    Postgres,
-    for_update = " FOR UPDATE",
-    begin = "BEGIN",
-    chain_head_first = false
-);
+crate::recovery::impl_recovery_store!(PgStore, Postgres, for_update = " FOR UPDATE");
 crate::staff::impl_staff_store!(PgStore, Postgres, for_update = " FOR UPDATE");

@@ -2,9 +2,14 @@
 //! and their codes, single-use tokens, resets, staff codes, and the rate-limit
 //! counters they count. Every change is one transaction with its audit event.
 
-use carekey_domain::audit::AuditEvent;
-use carekey_domain::ports::NewRecoveryFlow;
-use carekey_domain::rate_limit::RateLimit;
+use carekey_domain::audit::{AuditEvent, Outcome};
+use carekey_domain::ids::AccountId;
+use carekey_domain::message::NewMessage;
+use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreResult};
+use carekey_domain::rate_limit::{RateLimit, RetryAfter};
+use carekey_domain::recovery::Purpose;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// One recovery request waiting for its turn in a group commit.
 #[derive(Debug)]
@@ -21,9 +26,202 @@ pub(crate) type RecoveryStarts = crate::group_commit::GroupCommit<
     Result<u32, carekey_domain::rate_limit::RetryAfter>,
 >;
 
+/// What a batch answers each request: the messages queued, or the wait when
+/// a rate limit refused it.
+pub(crate) type Answer = Result<u32, RetryAfter>;
+
+/// Where a recovery request's writes go, in the order it makes them: into
+/// statements run one by one (SQLite), or into rows a batch stores table by
+/// table (PostgreSQL). Either way the result must be what running the
+/// statements in this order gives.
+pub(crate) trait RecoveryWrites<'q> {
+    /// Revokes the open flows stored with the flow's lookup key.
+    fn revoke_flows(&mut self, flow: &'q NewRecoveryFlow);
+    fn insert_flow(&mut self, flow: &'q NewRecoveryFlow);
+    /// Revokes the account's part in open flows of `purpose`.
+    fn revoke_members(&mut self, account: AccountId, purpose: Purpose, at: DateTime<Utc>);
+    /// Revokes the account's unused reset links.
+    fn revoke_reset_links(&mut self, account: AccountId, at: DateTime<Utc>);
+    /// Stores the account's part in the flow, reached through `parcel`;
+    /// stores nothing unless `real` (a decoy's equal cost).
+    fn insert_member(
+        &mut self,
+        flow: &'q NewRecoveryFlow,
+        parcel: &'q FlowParcel,
+        account: AccountId,
+        real: bool,
+    );
+    fn insert_token(&mut self, token: &'q NewToken, at: DateTime<Utc>, real: bool);
+    fn insert_message(
+        &mut self,
+        message: &'q NewMessage,
+        at: DateTime<Utc>,
+        real: bool,
+    ) -> StoreResult<()>;
+    /// One request's writes are all in.
+    fn request_done(&mut self) {}
+}
+
+/// Every request's own limits, in order, each hit at its request's time.
+pub(crate) fn own_hits(jobs: &[Arc<RecoveryStart>]) -> Vec<(&RateLimit, DateTime<Utc>)> {
+    jobs.iter()
+        .flat_map(|job| job.limits.iter().map(|limit| (limit, job.flow.created_at)))
+        .collect()
+}
+
+/// For each request, the longest wait among its own limits that refuse
+/// (`own_waits` in the order of [`own_hits`]).
+pub(crate) fn refusals_of(
+    jobs: &[Arc<RecoveryStart>],
+    own_waits: Vec<Option<chrono::Duration>>,
+) -> Vec<Option<RetryAfter>> {
+    let mut waits = own_waits.into_iter();
+    jobs.iter()
+        .map(|job| longest_wait(waits.by_ref().take(job.limits.len())))
+        .collect()
+}
+
+/// For each request its own limits let through, the counter of each
+/// destination it would send to, in order; none for a refused one.
+pub(crate) fn destinations_of(
+    jobs: &[Arc<RecoveryStart>],
+    refusals: &[Option<RetryAfter>],
+) -> Vec<Vec<RateLimit>> {
+    jobs.iter()
+        .zip(refusals)
+        .map(|(job, refusal)| match refusal {
+            Some(_) => Vec::new(),
+            None => {
+                let flow = &job.flow;
+                flow.parcels
+                    .iter()
+                    .map(|parcel| RateLimit {
+                        key: format!("{}{}", flow.per_destination.key, parcel.recipient),
+                        ..flow.per_destination.clone()
+                    })
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// Each destination hit, in order, at its request's time.
+pub(crate) fn destination_hits<'j>(
+    jobs: &[Arc<RecoveryStart>],
+    destinations: &'j [Vec<RateLimit>],
+) -> Vec<(&'j RateLimit, DateTime<Utc>)> {
+    jobs.iter()
+        .zip(destinations)
+        .flat_map(|(job, limits)| limits.iter().map(|limit| (limit, job.flow.created_at)))
+        .collect()
+}
+
+/// The longest of the waits that refuse.
+pub(crate) fn longest_wait(
+    waits: impl IntoIterator<Item = Option<chrono::Duration>>,
+) -> Option<RetryAfter> {
+    waits.into_iter().flatten().max().map(RetryAfter)
+}
+
+/// A batch's writes once its counters are counted, request by request in
+/// order: a refused request leaves only its audit event; one let through
+/// writes its flow and each destination its limit let through
+/// (`destination_waits` in the order of [`destination_hits`]). The answers,
+/// and the audit events to append.
+pub(crate) fn write_batch<'q>(
+    writes: &mut impl RecoveryWrites<'q>,
+    jobs: &'q [Arc<RecoveryStart>],
+    refusals: Vec<Option<RetryAfter>>,
+    destinations: &[Vec<RateLimit>],
+    destination_waits: Vec<Option<chrono::Duration>>,
+) -> StoreResult<(Vec<Answer>, Vec<AuditEvent>)> {
+    let mut waits = destination_waits.into_iter();
+    let mut answers = Vec::with_capacity(jobs.len());
+    let mut events = Vec::with_capacity(jobs.len());
+    for ((job, refusal), destinations) in jobs.iter().zip(refusals).zip(destinations) {
+        if let Some(wait) = refusal {
+            // Recorded as the request it was, refused.
+            let mut refused = job.audit.clone();
+            refused.outcome = Outcome::Failure;
+            refused.details["rate_limited"] = true.into();
+            events.push(refused);
+            answers.push(Err(wait));
+            continue;
+        }
+        let limited: Vec<bool> = waits
+            .by_ref()
+            .take(destinations.len())
+            .map(|wait| wait.is_some())
+            .collect();
+        answers.push(Ok(write_recovery(
+            writes,
+            &job.flow,
+            &limited,
+            job.audit.clone(),
+            &mut events,
+        )?));
+        writes.request_done();
+    }
+    Ok((answers, events))
+}
+
+/// One recovery request's writes, its limits counted: the flow, and for each
+/// destination its limit let through (`limited` says which did not) the
+/// accounts, links and message; its audit events are added to `events`.
+/// Answers the number of messages it queues.
+fn write_recovery<'q>(
+    writes: &mut impl RecoveryWrites<'q>,
+    flow: &'q NewRecoveryFlow,
+    limited: &[bool],
+    audit: AuditEvent,
+    events: &mut Vec<AuditEvent>,
+) -> StoreResult<u32> {
+    let at = flow.created_at;
+    writes.revoke_flows(flow);
+    writes.insert_flow(flow);
+    let mut sent = 0u32;
+    for (parcel, &limited) in flow.parcels.iter().zip(limited) {
+        if limited {
+            let mut limited = audit.clone();
+            limited.details["destination_limited"] = true.into();
+            events.push(limited);
+            continue;
+        }
+        // A decoy makes every write below; its guard stores nothing.
+        let real = !parcel.decoy;
+        for (account, patient) in &parcel.accounts {
+            // A newer request replaces the older ones of its purpose.
+            writes.revoke_members(*account, flow.purpose, at);
+            if flow.purpose == Purpose::Password {
+                writes.revoke_reset_links(*account, at);
+            }
+            writes.insert_member(flow, parcel, *account, real);
+            let event = if real {
+                let mut event = audit.clone().account(*account).patient(*patient);
+                event.details["recipient"] = parcel.recipient.clone().into();
+                event
+            } else {
+                audit.clone()
+            };
+            events.push(event);
+        }
+        for link in &parcel.links {
+            writes.insert_token(link, at, real);
+        }
+        writes.insert_message(&parcel.message, at, real)?;
+        sent += u32::from(real);
+    }
+    if flow.parcels.is_empty() {
+        events.push(audit);
+    }
+    for notice in &flow.notices {
+        writes.insert_message(notice, at, true)?;
+    }
+    Ok(sent)
+}
+
 macro_rules! impl_recovery_store {
-    ($store:ident, $db:ident, for_update = $for_update:literal, begin = $begin:expr,
-     chain_head_first = $chain_head_first:literal) => {
+    ($store:ident, $db:ident, for_update = $for_update:literal) => {
       mod recovery_queries {
         use super::{$store, $db};
         use $crate::backend_error;
@@ -41,7 +239,7 @@ macro_rules! impl_recovery_store {
         };
         use carekey_domain::rate_limit::{RateLimit, RetryAfter};
         use carekey_domain::recovery::{
-            Anchor, AttemptOutcome, CodeState, Purpose, RecoveryCandidate, StoredContact,
+            Anchor, AttemptOutcome, CodeState, RecoveryCandidate, StoredContact,
         };
         use carekey_domain::token::{TokenHash, TokenPurpose};
         use chrono::{DateTime, Utc};
@@ -71,7 +269,7 @@ macro_rules! impl_recovery_store {
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<RetryAfter>> {
                 let hits: Vec<_> = limits.iter().map(|limit| (limit, now)).collect();
-                Ok(longest_wait(Self::hit_each_in(tx, &hits).await?))
+                Ok($crate::recovery::longest_wait(Self::hit_each_in(tx, &hits).await?))
             }
 
             /// Ends every way into the account that is still open: unused
@@ -102,216 +300,6 @@ macro_rules! impl_recovery_store {
                 Ok(())
             }
 
-            /// Stores the recovery requests of one batch in one transaction
-            /// (see [`crate::group_commit`]), in the order they came: first
-            /// every request's own limits, then the destinations of those let
-            /// through, then each request's writes. Each counter ends with the
-            /// value, hit by hit, that one request at a time would give it: no
-            /// write touches a counter, and a request's own keys
-            /// (`recovery:ip:`, `recovery:email:`, …) never meet a destination's
-            /// (`recovery:to:`). Counting together spares a call per counter.
-            pub(crate) async fn start_recoveries(
-                mut connection: sqlx::pool::PoolConnection<$db>,
-                jobs: Vec<std::sync::Arc<crate::recovery::RecoveryStart>>,
-            ) -> (sqlx::pool::PoolConnection<$db>, StoreResult<Vec<Result<u32, RetryAfter>>>) {
-                let answers = Self::start_recoveries_on(&mut connection, &jobs).await;
-                if answers.is_err() {
-                    // The transaction begins and ends inside the batch's calls,
-                    // so a failure midway leaves it open: roll it back, and if
-                    // even that fails, never lend the connection out again.
-                    if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
-                        tracing::debug!(%error, "closing the connection of a failed batch");
-                        connection.close_on_drop();
-                    }
-                }
-                (connection, answers)
-            }
-
-            /// The batch in as few calls as the database allows: on SQLite the
-            /// `BEGIN`, the audit chain's head and the own limits go in one, the
-            /// destinations in a second, the writes a few requests per call, the
-            /// audit events and the `COMMIT` in a last one.
-            async fn start_recoveries_on(
-                connection: &mut <$db as sqlx::Database>::Connection,
-                jobs: &[std::sync::Arc<crate::recovery::RecoveryStart>],
-            ) -> StoreResult<Vec<Result<u32, RetryAfter>>> {
-                let own: Vec<_> = jobs
-                    .iter()
-                    .flat_map(|job| job.limits.iter().map(|limit| (limit, job.flow.created_at)))
-                    .collect();
-                let mut first = $crate::script::Script::<$db>::new();
-                first.push($begin);
-                if $chain_head_first {
-                    // BEGIN IMMEDIATE already holds SQLite's only write lock.
-                    first.push(super::queries::READ_CHAIN_HEAD);
-                }
-                push_hits(&mut first, &own);
-                let mut rows = first.run(connection).await?.into_iter();
-                let chain_head = if $chain_head_first { rows.next() } else { None };
-                let mut own_waits = waits_of(&own, rows)?.into_iter();
-                let refusals: Vec<Option<RetryAfter>> = jobs
-                    .iter()
-                    .map(|job| longest_wait(own_waits.by_ref().take(job.limits.len())))
-                    .collect();
-                let destinations: Vec<Vec<RateLimit>> = jobs
-                    .iter()
-                    .zip(&refusals)
-                    .map(|(job, refusal)| match refusal {
-                        None => destinations_of(&job.flow),
-                        Some(_) => Vec::new(),
-                    })
-                    .collect();
-                let hits: Vec<_> = jobs
-                    .iter()
-                    .zip(&destinations)
-                    .flat_map(|(job, limits)| limits.iter().map(|limit| (limit, job.flow.created_at)))
-                    .collect();
-                let mut counted = $crate::script::Script::<$db>::new();
-                push_hits(&mut counted, &hits);
-                let mut destination_waits = waits_of(&hits, counted.run(connection).await?)?.into_iter();
-                let mut answers = Vec::with_capacity(jobs.len());
-                let mut events = Vec::with_capacity(jobs.len());
-                let mut writes = $crate::script::Script::<$db>::new();
-                let mut writes_held = 0;
-                for ((job, refusal), destinations) in jobs.iter().zip(refusals).zip(&destinations) {
-                    if let Some(wait) = refusal {
-                        // Recorded as the request it was, refused.
-                        let mut refused = job.audit.clone();
-                        refused.outcome = Outcome::Failure;
-                        refused.details["rate_limited"] = true.into();
-                        events.push(refused);
-                        answers.push(Err(wait));
-                        continue;
-                    }
-                    let limited: Vec<bool> = destination_waits
-                        .by_ref()
-                        .take(destinations.len())
-                        .map(|wait| wait.is_some())
-                        .collect();
-                    let sent = Self::push_recovery(&mut writes, &job.flow, &limited, job.audit.clone(), &mut events)?;
-                    answers.push(Ok(sent));
-                    writes_held += 1;
-                    if writes_held == RECOVERIES_PER_CALL {
-                        std::mem::replace(&mut writes, $crate::script::Script::new()).run(connection).await?;
-                        writes_held = 0;
-                    }
-                }
-                writes.run(connection).await?;
-                let chain_head = match chain_head {
-                    Some(row) => row,
-                    // Last, so PostgreSQL holds the chain's lock only until the commit.
-                    None => sqlx::query(super::queries::READ_CHAIN_HEAD)
-                        .fetch_one(&mut *connection)
-                        .await
-                        .map_err(backend_error)?,
-                };
-                let mut last = $crate::script::Script::<$db>::new();
-                Self::push_appends(&mut last, &chain_head, &events)?;
-                last.push("COMMIT");
-                last.run(connection).await?;
-                Ok(answers)
-            }
-
-            /// Adds one recovery request's writes to `script`, its limits
-            /// counted: the flow, and for each destination its limit let through
-            /// (`limited` says which did not) the message, codes and links; its
-            /// audit events are added to `events`, for the batch to append
-            /// together. Answers the number of messages it queues.
-            fn push_recovery<'q>(
-                script: &mut $crate::script::Script<'q, $db>,
-                flow: &'q NewRecoveryFlow,
-                limited: &[bool],
-                audit: AuditEvent,
-                events: &mut Vec<AuditEvent>,
-            ) -> StoreResult<u32> {
-                let at = flow.created_at;
-                script
-                    .push(
-                        "UPDATE recovery_flows SET revoked_at = $2 WHERE lookup_key = $1 \
-                         AND finished_at IS NULL AND revoked_at IS NULL",
-                    )
-                    .bind(flow.lookup_key.as_bytes())
-                    .bind(millis(at));
-                script
-                    .push(
-                        "INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, \
-                         expires_at, lookup_key, client_ip, contact_kind, contact_value) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(flow.id.0)
-                    .bind(flow.purpose.as_str())
-                    .bind(flow.channel.as_str())
-                    .bind(i64::from(flow.attempts))
-                    .bind(millis(at))
-                    .bind(millis(flow.expires_at))
-                    .bind(flow.lookup_key.as_bytes())
-                    .bind(flow.client_ip.as_deref())
-                    .bind(flow.contact.as_ref().map(|(kind, _)| kind.as_str()))
-                    .bind(flow.contact.as_ref().map(|(_, value)| value.as_str()));
-                let mut sent = 0u32;
-                for (parcel, &limited) in flow.parcels.iter().zip(limited) {
-                    if limited {
-                        let mut limited = audit.clone();
-                        limited.details["destination_limited"] = true.into();
-                        events.push(limited);
-                        continue;
-                    }
-                    // A decoy runs every statement below; its guard stores nothing.
-                    let real = !parcel.decoy;
-                    for (account, patient) in &parcel.accounts {
-                        // A newer request replaces the older ones of its purpose.
-                        script
-                            .push(
-                                "UPDATE recovery_flow_accounts SET revoked_at = $2 \
-                                 WHERE account_id = $1 AND purpose = $3 AND revoked_at IS NULL",
-                            )
-                            .bind(account.0)
-                            .bind(millis(at))
-                            .bind(flow.purpose.as_str());
-                        if flow.purpose == Purpose::Password {
-                            script
-                                .push(
-                                    "UPDATE account_tokens SET revoked_at = $2 WHERE account_id = $1 \
-                                     AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL",
-                                )
-                                .bind(account.0)
-                                .bind(millis(at));
-                        }
-                        script
-                            .push(
-                                "INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash) \
-                                 SELECT $1, $2, $3, $4, $5 WHERE $6",
-                            )
-                            .bind(flow.id.0)
-                            .bind(account.0)
-                            .bind(flow.purpose.as_str())
-                            .bind(parcel.recipient.as_str())
-                            .bind(parcel.code_hash.as_ref().map(|h| h.as_bytes().to_vec()))
-                            .bind(real);
-                        let event = if real {
-                            let mut event = audit.clone().account(*account).patient(*patient);
-                            event.details["recipient"] = parcel.recipient.clone().into();
-                            event
-                        } else {
-                            audit.clone()
-                        };
-                        events.push(event);
-                    }
-                    for link in &parcel.links {
-                        Self::push_token(script, link, None, at, real);
-                    }
-                    Self::push_message(script, &parcel.message, at, real)?;
-                    sent += u32::from(real);
-                }
-                if flow.parcels.is_empty() {
-                    events.push(audit);
-                }
-                for notice in &flow.notices {
-                    Self::push_message(script, notice, at, true)?;
-                }
-                Ok(sent)
-            }
-
             async fn insert_token_in(
                 tx: &mut Tx<'_>,
                 token: &NewToken,
@@ -326,7 +314,7 @@ macro_rules! impl_recovery_store {
 
             /// Adds to `script` the statement that stores a token when `real`;
             /// otherwise the same statement storing nothing (a decoy's equal cost).
-            fn push_token<'q>(
+            pub(crate) fn push_token<'q>(
                 script: &mut $crate::script::Script<'q, $db>,
                 token: &'q NewToken,
                 account: Option<AccountId>,
@@ -352,7 +340,7 @@ macro_rules! impl_recovery_store {
 
         /// Adds to `script` one atomic statement per hit, counting it on its
         /// fixed-window counter (started afresh once its window has passed).
-        fn push_hits<'q>(
+        pub(crate) fn push_hits<'q>(
             script: &mut $crate::script::Script<'q, $db>,
             hits: &[(&'q RateLimit, DateTime<Utc>)],
         ) {
@@ -373,7 +361,7 @@ macro_rules! impl_recovery_store {
 
         /// For each hit, from the rows its statements returned in order, the
         /// wait when the hit is past its limit.
-        fn waits_of(
+        pub(crate) fn waits_of(
             hits: &[(&RateLimit, DateTime<Utc>)],
             rows: impl IntoIterator<Item = <$db as sqlx::Database>::Row>,
         ) -> StoreResult<Vec<Option<chrono::Duration>>> {
@@ -391,26 +379,6 @@ macro_rules! impl_recovery_store {
                     let count: i64 = row.try_get("count").map_err(backend_error)?;
                     let start: i64 = row.try_get("window_start").map_err(backend_error)?;
                     Ok(limit.retry_after(u32::try_from(count).unwrap_or(u32::MAX), from_millis(start), *at))
-                })
-                .collect()
-        }
-
-        /// Recovery requests whose writes go to the database in one call; the
-        /// statement cache keeps one entry per mix of requests' shapes.
-        const RECOVERIES_PER_CALL: usize = 4;
-
-        /// The longest of the waits that refuse.
-        fn longest_wait(waits: impl IntoIterator<Item = Option<chrono::Duration>>) -> Option<RetryAfter> {
-            waits.into_iter().flatten().max().map(RetryAfter)
-        }
-
-        /// The counter of each destination a request would send to, in order.
-        fn destinations_of(flow: &NewRecoveryFlow) -> Vec<RateLimit> {
-            flow.parcels
-                .iter()
-                .map(|parcel| RateLimit {
-                    key: format!("{}{}", flow.per_destination.key, parcel.recipient),
-                    ..flow.per_destination.clone()
                 })
                 .collect()
         }

@@ -45,6 +45,12 @@ pub(crate) struct Script<'q, DB: ScriptBackend> {
     fault: Option<String>,
 }
 
+impl<DB: ScriptBackend> Default for Script<'_, DB> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<'q, DB: ScriptBackend> Script<'q, DB> {
     pub fn new() -> Self {
         Self {

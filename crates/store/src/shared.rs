@@ -1,6 +1,7 @@
 //! The queries both backends share, written once as a macro over the backend's
 //! database type. Every state change is one transaction with its audit event.
 
+use carekey_domain::audit::{chain_hash, AuditEvent, ChainedFields};
 use carekey_domain::lockout::LockState;
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -30,6 +31,52 @@ pub(crate) fn lock_state(
     }
 }
 
+/// An audit event in its place in the chain.
+pub(crate) struct Chained<'e> {
+    pub event: &'e AuditEvent,
+    pub seq: i64,
+    /// The event's details as stored (and hashed).
+    pub details: String,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// `events`, in order, chained after the head `(seq, hash)`.
+pub(crate) fn chain_after(
+    mut seq: i64,
+    mut prev_hash: Vec<u8>,
+    events: &[AuditEvent],
+) -> Vec<Chained<'_>> {
+    events
+        .iter()
+        .map(|event| {
+            seq += 1;
+            let details = event.details.to_string();
+            let hash = chain_hash(&ChainedFields {
+                seq,
+                at_millis: millis(event.at),
+                actor_kind: event.actor.kind(),
+                actor_id: event.actor.id(),
+                action: event.action.as_str(),
+                account_id: event.account_id.map(|id| id.0),
+                patient_id: event.patient_id.map(|id| id.0),
+                ip: event.ip.as_deref(),
+                outcome: event.outcome.as_str(),
+                details: &details,
+                prev_hash: &prev_hash,
+            })
+            .to_vec();
+            Chained {
+                event,
+                seq,
+                details,
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            }
+        })
+        .collect()
+}
+
 pub(crate) const LOCK_COLUMNS: &str =
     "failed_attempts, failure_window_started_at, locked_until, lock_held, consecutive_lockouts";
 
@@ -41,7 +88,7 @@ macro_rules! impl_store {
         use $crate::shared::{from_millis, lock_state, millis, LOCK_COLUMNS};
         use $crate::{backend_error, conflict_or_backend};
         use async_trait::async_trait;
-        use carekey_domain::audit::{chain_hash, AuditAction, AuditEvent, ChainedFields, Outcome, Actor};
+        use carekey_domain::audit::{AuditAction, AuditEvent, Outcome, Actor};
         use carekey_domain::identifiers::{Login, Username};
         use carekey_domain::ids::{AccountId, PatientId};
         use carekey_domain::lockout::{FailureOutcome, LockState};
@@ -103,9 +150,10 @@ macro_rules! impl_store {
                 /// Rows per INSERT: 12 values each stays well under either database's limit.
                 const ROWS_PER_INSERT: usize = 200;
                 const COLUMNS: usize = 12;
-                let mut seq: i64 = head.try_get("seq").map_err(backend_error)?;
-                let mut prev_hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
-                for chunk in events.chunks(ROWS_PER_INSERT) {
+                let seq: i64 = head.try_get("seq").map_err(backend_error)?;
+                let hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
+                let chained = $crate::shared::chain_after(seq, hash.clone(), events);
+                for chunk in chained.chunks(ROWS_PER_INSERT) {
                     let rows: Vec<String> = (0..chunk.len())
                         .map(|row| {
                             let values: Vec<String> =
@@ -118,25 +166,10 @@ macro_rules! impl_store {
                          patient_id, ip, outcome, details, prev_hash, hash) VALUES {}",
                         rows.join(", ")
                     ));
-                    for event in chunk {
-                        seq += 1;
-                        let details = event.details.to_string();
-                        let hash = chain_hash(&ChainedFields {
-                            seq,
-                            at_millis: millis(event.at),
-                            actor_kind: event.actor.kind(),
-                            actor_id: event.actor.id(),
-                            action: event.action.as_str(),
-                            account_id: event.account_id.map(|id| id.0),
-                            patient_id: event.patient_id.map(|id| id.0),
-                            ip: event.ip.as_deref(),
-                            outcome: event.outcome.as_str(),
-                            details: &details,
-                            prev_hash: &prev_hash,
-                        });
-                        let prev = std::mem::replace(&mut prev_hash, hash.to_vec());
+                    for chained in chunk {
+                        let event = chained.event;
                         script
-                            .bind(seq)
+                            .bind(chained.seq)
                             .bind(millis(event.at))
                             .bind(event.actor.kind())
                             .bind(event.actor.id())
@@ -145,15 +178,16 @@ macro_rules! impl_store {
                             .bind(event.patient_id.map(|id| id.0))
                             .bind(event.ip.clone())
                             .bind(event.outcome.as_str())
-                            .bind(details)
-                            .bind(prev)
-                            .bind(hash.to_vec());
+                            .bind(chained.details.clone())
+                            .bind(chained.prev_hash.clone())
+                            .bind(chained.hash.clone());
                     }
                 }
+                let (seq, hash) = chained.last().map_or((seq, hash), |last| (last.seq, last.hash.clone()));
                 script
                     .push("UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = 1")
                     .bind(seq)
-                    .bind(prev_hash);
+                    .bind(hash);
                 Ok(())
             }
 

@@ -5,6 +5,8 @@
 //! whichever commit happens to cross the threshold, so no request waits on
 //! the checkpoint's fsync.
 
+mod recovery_batch;
+
 use crate::group_commit::GroupCommit;
 use crate::recovery::RecoveryStarts;
 use crate::{backend_error, StoreOptions};
@@ -136,13 +138,7 @@ async fn checkpoint_regularly(pool: SqlitePool) {
 }
 
 crate::shared::impl_store!(SqliteStore, Sqlite, for_update = "", skip_locked = "");
-crate::recovery::impl_recovery_store!(
-    SqliteStore,
-    Sqlite,
-    for_update = "",
-    begin = crate::sqlite::BEGIN_WRITE,
-    chain_head_first = true
-);
+crate::recovery::impl_recovery_store!(SqliteStore, Sqlite, for_update = "");
 crate::staff::impl_staff_store!(SqliteStore, Sqlite, for_update = "");
 
 #[cfg(test)]

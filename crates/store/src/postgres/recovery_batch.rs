@@ -1,0 +1,472 @@
+//! PostgreSQL's recovery batch (see [`crate::group_commit`]): each table is
+//! written once per batch, from arrays, so a batch makes five round trips
+//! however many requests it holds (one statement a round trip, ten or so a
+//! request, was what bounded throughput).
+//!
+//! The rows stored are those one request at a time would leave:
+//! - counters are read under their row locks and counted here, hit by hit,
+//!   with the domain's rule ([`RateLimit::count_hit`]);
+//! - a request's revocations reach the rows stored before the batch through
+//!   the statements, and the batch's own earlier rows here, as they are built.
+
+use super::PgStore;
+use crate::backend_error;
+use crate::recovery::{self, Answer, RecoveryStart, RecoveryWrites};
+use crate::shared::{chain_after, from_millis, millis};
+use carekey_domain::audit::AuditEvent;
+use carekey_domain::ids::AccountId;
+use carekey_domain::message::NewMessage;
+use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreError, StoreResult};
+use carekey_domain::rate_limit::{RateLimit, WindowCount};
+use carekey_domain::recovery::Purpose;
+use carekey_domain::token::TokenPurpose;
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, PgConnection, Postgres, Row};
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// One hit on a counter, at its request's time.
+type Hit<'l> = (&'l RateLimit, DateTime<Utc>);
+
+impl PgStore {
+    /// Stores the recovery requests of one batch in one transaction, in the
+    /// order they came: first every request's own limits, then the
+    /// destinations of those let through, then each request's writes.
+    pub(crate) async fn start_recoveries(
+        mut connection: PoolConnection<Postgres>,
+        jobs: Vec<Arc<RecoveryStart>>,
+    ) -> (PoolConnection<Postgres>, StoreResult<Vec<Answer>>) {
+        // A failed batch's transaction rolls back when it is dropped.
+        let answers = start_recoveries_on(&mut connection, &jobs).await;
+        (connection, answers)
+    }
+}
+
+async fn start_recoveries_on(
+    connection: &mut PgConnection,
+    jobs: &[Arc<RecoveryStart>],
+) -> StoreResult<Vec<Answer>> {
+    let mut tx = connection.begin().await.map_err(backend_error)?;
+    let own = recovery::own_hits(jobs);
+    let mut counters = Counters::default();
+    counters.store_and_lock(&mut tx, &[], &own).await?;
+    let refusals = recovery::refusals_of(jobs, counters.count(&own)?);
+    let destinations = recovery::destinations_of(jobs, &refusals);
+    let hits = recovery::destination_hits(jobs, &destinations);
+    counters.store_and_lock(&mut tx, &own, &hits).await?;
+    let destination_waits = counters.count(&hits)?;
+    let mut rows = Rows::default();
+    let (answers, events) =
+        recovery::write_batch(&mut rows, jobs, refusals, &destinations, destination_waits)?;
+    // Last, so the chain's lock is held only for the writes and the commit.
+    let head = sqlx::query(super::queries::READ_CHAIN_HEAD)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    rows.store(&mut tx, &counters.values_of(&hits), &head, &events)
+        .await?;
+    tx.commit().await.map_err(backend_error)?;
+    Ok(answers)
+}
+
+/// Stores counters already counted and locks others, each in key order (so
+/// batches on several instances never wait on each other in a circle),
+/// creating the missing ones at zero; the locked counters as they stand.
+const STORE_AND_LOCK_COUNTERS: &str = "\
+    WITH stored AS ( \
+      UPDATE rate_limits SET window_start = c.window_start, count = c.count \
+      FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c (key, window_start, count) \
+      WHERE rate_limits.key = ANY($1::text[]) AND rate_limits.key = c.key) \
+    INSERT INTO rate_limits (key, window_start, count) \
+    SELECT key, 0, 0 FROM UNNEST($4::text[]) AS k (key) \
+    ON CONFLICT (key) DO UPDATE SET count = rate_limits.count \
+    RETURNING key, window_start, count";
+
+/// Rate-limit counters read under their row locks, and counted here.
+#[derive(Default)]
+struct Counters(HashMap<String, WindowCount>);
+
+/// Counters as stored: keys, window starts, counts.
+type CounterColumns = (Vec<String>, Vec<i64>, Vec<i64>);
+
+impl Counters {
+    /// Stores the counters of `counted` and locks those of `hits` not yet
+    /// held, in one round trip.
+    async fn store_and_lock(
+        &mut self,
+        tx: &mut PgConnection,
+        counted: &[Hit<'_>],
+        hits: &[Hit<'_>],
+    ) -> StoreResult<()> {
+        let (keys, starts, counts) = self.values_of(counted);
+        let mut locking: Vec<&str> = hits
+            .iter()
+            .map(|(limit, _)| limit.key.as_str())
+            .filter(|key| !self.0.contains_key(*key))
+            .collect();
+        locking.sort_unstable();
+        locking.dedup();
+        let rows = sqlx::query(STORE_AND_LOCK_COUNTERS)
+            .bind(keys)
+            .bind(starts)
+            .bind(counts)
+            .bind(locking)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        for row in rows {
+            let count: i64 = row.try_get("count").map_err(backend_error)?;
+            let counter = WindowCount {
+                window_start: from_millis(row.try_get("window_start").map_err(backend_error)?),
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+            };
+            self.0
+                .insert(row.try_get("key").map_err(backend_error)?, counter);
+        }
+        Ok(())
+    }
+
+    /// Counts each hit in order; for each, the wait when it is past its limit.
+    fn count(&mut self, hits: &[Hit<'_>]) -> StoreResult<Vec<Option<chrono::Duration>>> {
+        hits.iter()
+            .map(|(limit, at)| {
+                let counter = self.0.get_mut(&limit.key).ok_or_else(|| {
+                    StoreError::Backend(format!("counter {} was not locked", limit.key))
+                })?;
+                let hit = limit.count_hit(*counter, *at);
+                // Stored, and so compared, in whole milliseconds.
+                *counter = WindowCount {
+                    window_start: from_millis(millis(hit.window_start)),
+                    count: hit.count,
+                };
+                Ok(limit.retry_after(counter.count, counter.window_start, *at))
+            })
+            .collect()
+    }
+
+    /// The counters `hits` counted, each once, as stored.
+    fn values_of(&self, hits: &[Hit<'_>]) -> CounterColumns {
+        let mut columns = CounterColumns::default();
+        for (key, counter) in self
+            .0
+            .iter()
+            .filter(|(key, _)| hits.iter().any(|(limit, _)| limit.key == **key))
+        {
+            columns.0.push(key.clone());
+            columns.1.push(millis(counter.window_start));
+            columns.2.push(i64::from(counter.count));
+        }
+        columns
+    }
+}
+
+/// Keys of the rows stored before the batch that a request revokes, each
+/// with the time of the first request that does (later ones find it revoked).
+struct Revocations<K> {
+    keys: Vec<K>,
+    at: Vec<i64>,
+}
+
+impl<K> Default for Revocations<K> {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            at: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq> Revocations<K> {
+    fn revoke(&mut self, key: K, at: DateTime<Utc>) {
+        if !self.keys.contains(&key) {
+            self.keys.push(key);
+            self.at.push(millis(at));
+        }
+    }
+}
+
+struct FlowRow<'q> {
+    flow: &'q NewRecoveryFlow,
+    revoked_at: Option<i64>,
+}
+
+struct MemberRow<'q> {
+    flow: &'q NewRecoveryFlow,
+    parcel: &'q FlowParcel,
+    account: AccountId,
+    revoked_at: Option<i64>,
+    real: bool,
+}
+
+struct TokenRow<'q> {
+    token: &'q NewToken,
+    at: i64,
+    revoked_at: Option<i64>,
+    real: bool,
+}
+
+struct MessageRow<'q> {
+    message: &'q NewMessage,
+    payload: String,
+    at: i64,
+    real: bool,
+}
+
+/// A batch's writes, gathered table by table.
+#[derive(Default)]
+struct Rows<'q> {
+    flows_revoked: Revocations<&'q [u8]>,
+    flows: Vec<FlowRow<'q>>,
+    members_revoked: Revocations<(Uuid, &'static str)>,
+    members: Vec<MemberRow<'q>>,
+    links_revoked: Revocations<Uuid>,
+    tokens: Vec<TokenRow<'q>>,
+    messages: Vec<MessageRow<'q>>,
+}
+
+impl<'q> RecoveryWrites<'q> for Rows<'q> {
+    fn revoke_flows(&mut self, flow: &'q NewRecoveryFlow) {
+        let at = flow.created_at;
+        for row in &mut self.flows {
+            if row.flow.lookup_key == flow.lookup_key && row.revoked_at.is_none() {
+                row.revoked_at = Some(millis(at));
+            }
+        }
+        self.flows_revoked.revoke(flow.lookup_key.as_bytes(), at);
+    }
+
+    fn insert_flow(&mut self, flow: &'q NewRecoveryFlow) {
+        self.flows.push(FlowRow {
+            flow,
+            revoked_at: None,
+        });
+    }
+
+    fn revoke_members(&mut self, account: AccountId, purpose: Purpose, at: DateTime<Utc>) {
+        for row in &mut self.members {
+            if row.real
+                && row.account == account
+                && row.flow.purpose == purpose
+                && row.revoked_at.is_none()
+            {
+                row.revoked_at = Some(millis(at));
+            }
+        }
+        self.members_revoked
+            .revoke((account.0, purpose.as_str()), at);
+    }
+
+    fn revoke_reset_links(&mut self, account: AccountId, at: DateTime<Utc>) {
+        for row in &mut self.tokens {
+            if row.real
+                && row.token.account == Some(account)
+                && row.token.purpose == TokenPurpose::Reset
+                && row.revoked_at.is_none()
+            {
+                row.revoked_at = Some(millis(at));
+            }
+        }
+        self.links_revoked.revoke(account.0, at);
+    }
+
+    fn insert_member(
+        &mut self,
+        flow: &'q NewRecoveryFlow,
+        parcel: &'q FlowParcel,
+        account: AccountId,
+        real: bool,
+    ) {
+        self.members.push(MemberRow {
+            flow,
+            parcel,
+            account,
+            revoked_at: None,
+            real,
+        });
+    }
+
+    fn insert_token(&mut self, token: &'q NewToken, at: DateTime<Utc>, real: bool) {
+        self.tokens.push(TokenRow {
+            token,
+            at: millis(at),
+            revoked_at: None,
+            real,
+        });
+    }
+
+    fn insert_message(
+        &mut self,
+        message: &'q NewMessage,
+        at: DateTime<Utc>,
+        real: bool,
+    ) -> StoreResult<()> {
+        let payload =
+            serde_json::to_string(&message.data).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.messages.push(MessageRow {
+            message,
+            payload,
+            at: millis(at),
+            real,
+        });
+        Ok(())
+    }
+}
+
+/// Everything a batch writes once its counters are counted, in one
+/// statement. Each part reads the arrays it is given: revocations reach the
+/// rows stored before this statement only (the batch's own new rows come
+/// with theirs set), and a decoy's rows are dropped by their `real` guard.
+/// Each `= ANY(…)` lets the plan go straight to the index entries it needs,
+/// however stale the planner's idea of the table's size.
+const STORE_BATCH: &str = "\
+    WITH counted AS ( \
+      UPDATE rate_limits SET window_start = c.window_start, count = c.count \
+      FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c (key, window_start, count) \
+      WHERE rate_limits.key = ANY($1::text[]) AND rate_limits.key = c.key), \
+    flows_revoked AS ( \
+      UPDATE recovery_flows f SET revoked_at = r.at \
+      FROM UNNEST($4::bytea[], $5::int8[]) AS r (lookup_key, at) \
+      WHERE f.lookup_key = ANY($4::bytea[]) AND f.lookup_key = r.lookup_key AND f.finished_at IS NULL AND f.revoked_at IS NULL), \
+    flows AS ( \
+      INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, expires_at, \
+        lookup_key, client_ip, contact_kind, contact_value, revoked_at) \
+      SELECT * FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::int8[], $10::int8[], \
+        $11::int8[], $12::bytea[], $13::text[], $14::text[], $15::text[], $16::int8[])), \
+    members_revoked AS ( \
+      UPDATE recovery_flow_accounts m SET revoked_at = r.at \
+      FROM UNNEST($17::uuid[], $18::text[], $19::int8[]) AS r (account_id, purpose, at) \
+      WHERE m.account_id = ANY($17::uuid[]) AND m.account_id = r.account_id AND m.purpose = r.purpose AND m.revoked_at IS NULL), \
+    links_revoked AS ( \
+      UPDATE account_tokens t SET revoked_at = r.at \
+      FROM UNNEST($20::uuid[], $21::int8[]) AS r (account_id, at) \
+      WHERE t.account_id = ANY($20::uuid[]) AND t.account_id = r.account_id AND t.purpose = 'reset' \
+        AND t.used_at IS NULL AND t.revoked_at IS NULL), \
+    members AS ( \
+      INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash, revoked_at) \
+      SELECT flow_id, account_id, purpose, recipient, code_hash, revoked_at \
+      FROM UNNEST($22::uuid[], $23::uuid[], $24::text[], $25::text[], $26::bytea[], $27::int8[], \
+        $28::bool[]) AS m (flow_id, account_id, purpose, recipient, code_hash, revoked_at, real) \
+      WHERE real), \
+    tokens AS ( \
+      INSERT INTO account_tokens (hash, purpose, account_id, patient_id, flow_id, attempts_left, \
+        created_at, expires_at, revoked_at) \
+      SELECT hash, purpose, account_id, patient_id, flow_id, attempts_left, created_at, expires_at, revoked_at \
+      FROM UNNEST($29::bytea[], $30::text[], $31::uuid[], $32::uuid[], $33::uuid[], $34::int8[], \
+        $35::int8[], $36::int8[], $37::int8[], $38::bool[]) \
+        AS t (hash, purpose, account_id, patient_id, flow_id, attempts_left, created_at, expires_at, \
+          revoked_at, real) \
+      WHERE real), \
+    messages AS ( \
+      INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
+        status, attempts, next_attempt_at, created_at, updated_at) \
+      SELECT id, kind, channel, recipient, language, patient_id, payload, 'queued', 0, at, at, at \
+      FROM UNNEST($39::uuid[], $40::text[], $41::text[], $42::text[], $43::text[], $44::uuid[], \
+        $45::text[], $46::int8[], $47::bool[]) \
+        AS o (id, kind, channel, recipient, language, patient_id, payload, at, real) \
+      WHERE real), \
+    events AS ( \
+      INSERT INTO audit_events (seq, at, actor_kind, actor_id, action, account_id, patient_id, ip, \
+        outcome, details, prev_hash, hash) \
+      SELECT * FROM UNNEST($48::int8[], $49::int8[], $50::text[], $51::uuid[], $52::text[], \
+        $53::uuid[], $54::uuid[], $55::text[], $56::text[], $57::text[], $58::bytea[], $59::bytea[])) \
+    UPDATE audit_chain_head SET seq = $60, hash = $61 WHERE id = 1";
+
+impl Rows<'_> {
+    /// Stores the rows, the counters and the audit events (chained after
+    /// `head`, read under its lock) in one round trip.
+    async fn store(
+        self,
+        tx: &mut PgConnection,
+        counters: &CounterColumns,
+        head: &sqlx::postgres::PgRow,
+        events: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let seq: i64 = head.try_get("seq").map_err(backend_error)?;
+        let hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
+        let chained = chain_after(seq, hash.clone(), events);
+        let (head_seq, head_hash) = chained
+            .last()
+            .map_or((seq, hash), |last| (last.seq, last.hash.clone()));
+        let (flows, members, tokens, messages) =
+            (&self.flows, &self.members, &self.tokens, &self.messages);
+        sqlx::query(STORE_BATCH)
+            .bind(&counters.0)
+            .bind(&counters.1)
+            .bind(&counters.2)
+            .bind(&self.flows_revoked.keys)
+            .bind(&self.flows_revoked.at)
+            .bind(column(flows, |r| r.flow.id.0))
+            .bind(column(flows, |r| r.flow.purpose.as_str()))
+            .bind(column(flows, |r| r.flow.channel.as_str()))
+            .bind(column(flows, |r| i64::from(r.flow.attempts)))
+            .bind(column(flows, |r| millis(r.flow.created_at)))
+            .bind(column(flows, |r| millis(r.flow.expires_at)))
+            .bind(column(flows, |r| r.flow.lookup_key.as_bytes()))
+            .bind(column(flows, |r| r.flow.client_ip.as_deref()))
+            .bind(column(flows, |r| {
+                r.flow.contact.as_ref().map(|(kind, _)| kind.as_str())
+            }))
+            .bind(column(flows, |r| {
+                r.flow.contact.as_ref().map(|(_, value)| value.as_str())
+            }))
+            .bind(column(flows, |r| r.revoked_at))
+            .bind(column(&self.members_revoked.keys, |(account, _)| *account))
+            .bind(column(&self.members_revoked.keys, |(_, purpose)| *purpose))
+            .bind(&self.members_revoked.at)
+            .bind(&self.links_revoked.keys)
+            .bind(&self.links_revoked.at)
+            .bind(column(members, |r| r.flow.id.0))
+            .bind(column(members, |r| r.account.0))
+            .bind(column(members, |r| r.flow.purpose.as_str()))
+            .bind(column(members, |r| r.parcel.recipient.as_str()))
+            .bind(column(members, |r| {
+                r.parcel.code_hash.as_ref().map(|h| h.as_bytes())
+            }))
+            .bind(column(members, |r| r.revoked_at))
+            .bind(column(members, |r| r.real))
+            .bind(column(tokens, |r| r.token.hash.as_bytes()))
+            .bind(column(tokens, |r| r.token.purpose.as_str()))
+            .bind(column(tokens, |r| r.token.account.map(|id| id.0)))
+            .bind(column(tokens, |r| r.token.patient.map(|id| id.0)))
+            .bind(column(tokens, |r| r.token.flow.map(|id| id.0)))
+            .bind(column(tokens, |r| r.token.attempts.map(i64::from)))
+            .bind(column(tokens, |r| r.at))
+            .bind(column(tokens, |r| millis(r.token.expires_at)))
+            .bind(column(tokens, |r| r.revoked_at))
+            .bind(column(tokens, |r| r.real))
+            .bind(column(messages, |r| r.message.id.0))
+            .bind(column(messages, |r| r.message.kind.as_str()))
+            .bind(column(messages, |r| r.message.channel.as_str()))
+            .bind(column(messages, |r| r.message.recipient.as_str()))
+            .bind(column(messages, |r| r.message.language.code()))
+            .bind(column(messages, |r| r.message.patient_id.map(|id| id.0)))
+            .bind(column(messages, |r| r.payload.as_str()))
+            .bind(column(messages, |r| r.at))
+            .bind(column(messages, |r| r.real))
+            .bind(column(&chained, |c| c.seq))
+            .bind(column(&chained, |c| millis(c.event.at)))
+            .bind(column(&chained, |c| c.event.actor.kind()))
+            .bind(column(&chained, |c| c.event.actor.id()))
+            .bind(column(&chained, |c| c.event.action.as_str()))
+            .bind(column(&chained, |c| c.event.account_id.map(|id| id.0)))
+            .bind(column(&chained, |c| c.event.patient_id.map(|id| id.0)))
+            .bind(column(&chained, |c| c.event.ip.as_deref()))
+            .bind(column(&chained, |c| c.event.outcome.as_str()))
+            .bind(column(&chained, |c| c.details.as_str()))
+            .bind(column(&chained, |c| c.prev_hash.as_slice()))
+            .bind(column(&chained, |c| c.hash.as_slice()))
+            .bind(head_seq)
+            .bind(head_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+}
+
+/// One column of `rows`, to bind as an array.
+fn column<'r, R, T>(rows: &'r [R], value: impl Fn(&'r R) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
