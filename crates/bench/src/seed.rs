@@ -148,6 +148,15 @@ impl Database {
         Ok(())
     }
 
+    /// Refreshes PostgreSQL's statistics (nothing to do on SQLite).
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        if let Engine::Postgres(_) = self.engine {
+            let mut connection = sqlx::PgConnection::connect(&self.url).await?;
+            connection.execute("ANALYZE").await?;
+        }
+        Ok(())
+    }
+
     /// Adds accounts `bench0`…`bench{count-1}` (patients with a verified email
     /// `bench{n}@example.com`), all with [`PASSWORD`] hashed as `hash`.
     pub async fn seed_accounts(&self, count: usize, hash: &str) -> anyhow::Result<Duration> {
