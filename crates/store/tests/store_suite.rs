@@ -798,6 +798,65 @@ async fn batched_requests_for_one_account_leave_only_the_newest_open(store: Arc<
     assert_chain_links(&store).await;
 }
 
+/// A recovery batch locks the audit chain's head only after its other
+/// writes. Those writes' foreign-key checks wait on account rows, and a
+/// sign-in holds its account's row while it waits for the head: a batch
+/// holding the head by then would deadlock with it. Here a transaction holds
+/// an account's row, a recovery request for that account waits on it, and
+/// the transaction then asks for the head, ready to give up first (its
+/// deadlock timeout is short) if the two ever wait on each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_a_recovery_batch_waiting_on_an_account_does_not_hold_the_audit_chain() {
+    use sqlx::Connection;
+    let Some(url) = fresh_postgres_url("store suite").await else {
+        return;
+    };
+    let store = connect(&url, &StoreOptions::default()).await.unwrap();
+    let (patient, account) =
+        patient_with_account(&store, "MRN-ORDER", "olga", "olga@example.com").await;
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("SET LOCAL deadlock_timeout = '10ms'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("SELECT id FROM portal_accounts WHERE id = $1 FOR UPDATE")
+        .bind(account.0)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let request = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (flow, limits, _) = password_request(patient, account, 1);
+            store
+                .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+                .await
+        })
+    };
+    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query("SELECT seq FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("the head is free while the batch waits on the account");
+    tx.commit().await.unwrap();
+    assert_eq!(request.await.unwrap().unwrap(), Ok(1));
+    assert_chain_links(&store).await;
+}
+
 /// Requests with the same identifiers replace each other even when they
 /// matched nobody: of thirty stand-in flows sent together, one stays open.
 async fn batched_requests_with_one_lookup_key_leave_only_the_newest_open(store: Arc<dyn Store>) {

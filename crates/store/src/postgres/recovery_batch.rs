@@ -1,13 +1,18 @@
 //! PostgreSQL's recovery batch (see [`crate::group_commit`]): each table is
-//! written once per batch, from arrays, so a batch makes five round trips
-//! however many requests it holds (one statement a round trip, ten or so a
-//! request, was what bounded throughput).
+//! written once per batch, from arrays, so a batch makes the same six round
+//! trips however many requests it holds (`BEGIN`, the counters, the rows, the
+//! audit chain's head, the events, `COMMIT`); one statement a round trip, ten
+//! or so a request, was what bounded throughput.
 //!
 //! The rows stored are those one request at a time would leave:
 //! - counters are read under their row locks and counted here, hit by hit,
 //!   with the domain's rule ([`RateLimit::count_hit`]);
 //! - a request's revocations reach the rows stored before the batch through
 //!   the statements, and the batch's own earlier rows here, as they are built.
+//!
+//! The chain's head is locked last, after every other write: those writes'
+//! foreign-key checks wait on account rows that a sign-in may hold while it
+//! waits for the head.
 
 use super::PgStore;
 use crate::backend_error;
@@ -50,82 +55,67 @@ async fn start_recoveries_on(
 ) -> StoreResult<Vec<Answer>> {
     let mut tx = connection.begin().await.map_err(backend_error)?;
     let own = recovery::own_hits(jobs);
-    let mut counters = Counters::default();
-    counters.store_and_lock(&mut tx, &[], &own).await?;
+    // Every destination any request could send to is locked with the own
+    // counters, in one round trip; only those of requests let through count.
+    let let_through = vec![None; jobs.len()];
+    let every_destination = recovery::destinations_of(jobs, &let_through);
+    let mut locking = recovery::destination_hits(jobs, &every_destination);
+    locking.extend(&own);
+    let mut counters = Counters::lock(&mut tx, &locking).await?;
     let refusals = recovery::refusals_of(jobs, counters.count(&own)?);
     let destinations = recovery::destinations_of(jobs, &refusals);
-    let hits = recovery::destination_hits(jobs, &destinations);
-    counters.store_and_lock(&mut tx, &own, &hits).await?;
+    let mut hits = recovery::destination_hits(jobs, &destinations);
     let destination_waits = counters.count(&hits)?;
     let mut rows = Rows::default();
     let (answers, events) =
         recovery::write_batch(&mut rows, jobs, refusals, &destinations, destination_waits)?;
-    // Last, so the chain's lock is held only for the writes and the commit.
+    hits.extend(&own);
+    rows.store(&mut tx, &counters.values_of(&hits)).await?;
     let head = sqlx::query(super::queries::READ_CHAIN_HEAD)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend_error)?;
-    rows.store(&mut tx, &counters.values_of(&hits), &head, &events)
-        .await?;
+    append_events(&mut tx, &head, &events).await?;
     tx.commit().await.map_err(backend_error)?;
     Ok(answers)
 }
 
-/// Stores counters already counted and locks others, each in key order (so
-/// batches on several instances never wait on each other in a circle),
-/// creating the missing ones at zero; the locked counters as they stand.
-const STORE_AND_LOCK_COUNTERS: &str = "\
-    WITH stored AS ( \
-      UPDATE rate_limits SET window_start = c.window_start, count = c.count \
-      FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c (key, window_start, count) \
-      WHERE rate_limits.key = ANY($1::text[]) AND rate_limits.key = c.key) \
+/// Locks counters, each in key order (so batches on several instances never
+/// wait on each other in a circle), creating the missing ones at zero (a
+/// counter at zero is one never hit); the counters as they stand.
+const LOCK_COUNTERS: &str = "\
     INSERT INTO rate_limits (key, window_start, count) \
-    SELECT key, 0, 0 FROM UNNEST($4::text[]) AS k (key) \
+    SELECT key, 0, 0 FROM UNNEST($1::text[]) AS k (key) \
     ON CONFLICT (key) DO UPDATE SET count = rate_limits.count \
     RETURNING key, window_start, count";
 
 /// Rate-limit counters read under their row locks, and counted here.
-#[derive(Default)]
 struct Counters(HashMap<String, WindowCount>);
 
 /// Counters as stored: keys, window starts, counts.
 type CounterColumns = (Vec<String>, Vec<i64>, Vec<i64>);
 
 impl Counters {
-    /// Stores the counters of `counted` and locks those of `hits` not yet
-    /// held, in one round trip.
-    async fn store_and_lock(
-        &mut self,
-        tx: &mut PgConnection,
-        counted: &[Hit<'_>],
-        hits: &[Hit<'_>],
-    ) -> StoreResult<()> {
-        let (keys, starts, counts) = self.values_of(counted);
-        let mut locking: Vec<&str> = hits
-            .iter()
-            .map(|(limit, _)| limit.key.as_str())
-            .filter(|key| !self.0.contains_key(*key))
-            .collect();
-        locking.sort_unstable();
-        locking.dedup();
-        let rows = sqlx::query(STORE_AND_LOCK_COUNTERS)
+    /// Locks the counters of `hits`, in one round trip.
+    async fn lock(tx: &mut PgConnection, hits: &[Hit<'_>]) -> StoreResult<Self> {
+        let mut keys: Vec<&str> = hits.iter().map(|(limit, _)| limit.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let rows = sqlx::query(LOCK_COUNTERS)
             .bind(keys)
-            .bind(starts)
-            .bind(counts)
-            .bind(locking)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend_error)?;
+        let mut counters = HashMap::with_capacity(rows.len());
         for row in rows {
             let count: i64 = row.try_get("count").map_err(backend_error)?;
             let counter = WindowCount {
                 window_start: from_millis(row.try_get("window_start").map_err(backend_error)?),
                 count: u32::try_from(count).unwrap_or(u32::MAX),
             };
-            self.0
-                .insert(row.try_get("key").map_err(backend_error)?, counter);
+            counters.insert(row.try_get("key").map_err(backend_error)?, counter);
         }
-        Ok(())
+        Ok(Self(counters))
     }
 
     /// Counts each hit in order; for each, the wait when it is past its limit.
@@ -314,8 +304,8 @@ impl<'q> RecoveryWrites<'q> for Rows<'q> {
     }
 }
 
-/// Everything a batch writes once its counters are counted, in one
-/// statement. Each part reads the arrays it is given: revocations reach the
+/// Everything a batch writes once its counters are counted, but its audit
+/// events, in one statement. Each part reads the arrays it is given: revocations reach the
 /// rows stored before this statement only (the batch's own new rows come
 /// with theirs set), and a decoy's rows are dropped by their `real` guard.
 /// Each `= ANY(…)` lets the plan go straight to the index entries it needs,
@@ -357,38 +347,28 @@ const STORE_BATCH: &str = "\
         $35::int8[], $36::int8[], $37::int8[], $38::bool[]) \
         AS t (hash, purpose, account_id, patient_id, flow_id, attempts_left, created_at, expires_at, \
           revoked_at, real) \
-      WHERE real), \
-    messages AS ( \
-      INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
+      WHERE real) \
+    INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
         status, attempts, next_attempt_at, created_at, updated_at) \
       SELECT id, kind, channel, recipient, language, patient_id, payload, 'queued', 0, at, at, at \
       FROM UNNEST($39::uuid[], $40::text[], $41::text[], $42::text[], $43::text[], $44::uuid[], \
         $45::text[], $46::int8[], $47::bool[]) \
         AS o (id, kind, channel, recipient, language, patient_id, payload, at, real) \
-      WHERE real), \
-    events AS ( \
+      WHERE real";
+
+/// A batch's audit events, chained after the head, and the head moved past
+/// them.
+const APPEND_EVENTS: &str = "\
+    WITH events AS ( \
       INSERT INTO audit_events (seq, at, actor_kind, actor_id, action, account_id, patient_id, ip, \
         outcome, details, prev_hash, hash) \
-      SELECT * FROM UNNEST($48::int8[], $49::int8[], $50::text[], $51::uuid[], $52::text[], \
-        $53::uuid[], $54::uuid[], $55::text[], $56::text[], $57::text[], $58::bytea[], $59::bytea[])) \
-    UPDATE audit_chain_head SET seq = $60, hash = $61 WHERE id = 1";
+      SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::uuid[], $5::text[], \
+        $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[])) \
+    UPDATE audit_chain_head SET seq = $13, hash = $14 WHERE id = 1";
 
 impl Rows<'_> {
-    /// Stores the rows, the counters and the audit events (chained after
-    /// `head`, read under its lock) in one round trip.
-    async fn store(
-        self,
-        tx: &mut PgConnection,
-        counters: &CounterColumns,
-        head: &sqlx::postgres::PgRow,
-        events: &[AuditEvent],
-    ) -> StoreResult<()> {
-        let seq: i64 = head.try_get("seq").map_err(backend_error)?;
-        let hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
-        let chained = chain_after(seq, hash.clone(), events);
-        let (head_seq, head_hash) = chained
-            .last()
-            .map_or((seq, hash), |last| (last.seq, last.hash.clone()));
+    /// Stores the rows and the counters counted, in one round trip.
+    async fn store(self, tx: &mut PgConnection, counters: &CounterColumns) -> StoreResult<()> {
         let (flows, members, tokens, messages) =
             (&self.flows, &self.members, &self.tokens, &self.messages);
         sqlx::query(STORE_BATCH)
@@ -445,25 +425,45 @@ impl Rows<'_> {
             .bind(column(messages, |r| r.payload.as_str()))
             .bind(column(messages, |r| r.at))
             .bind(column(messages, |r| r.real))
-            .bind(column(&chained, |c| c.seq))
-            .bind(column(&chained, |c| millis(c.event.at)))
-            .bind(column(&chained, |c| c.event.actor.kind()))
-            .bind(column(&chained, |c| c.event.actor.id()))
-            .bind(column(&chained, |c| c.event.action.as_str()))
-            .bind(column(&chained, |c| c.event.account_id.map(|id| id.0)))
-            .bind(column(&chained, |c| c.event.patient_id.map(|id| id.0)))
-            .bind(column(&chained, |c| c.event.ip.as_deref()))
-            .bind(column(&chained, |c| c.event.outcome.as_str()))
-            .bind(column(&chained, |c| c.details.as_str()))
-            .bind(column(&chained, |c| c.prev_hash.as_slice()))
-            .bind(column(&chained, |c| c.hash.as_slice()))
-            .bind(head_seq)
-            .bind(head_hash)
             .execute(&mut *tx)
             .await
             .map_err(backend_error)?;
         Ok(())
     }
+}
+
+/// Appends `events` to the audit chain after `head` (read under its lock),
+/// in one round trip.
+async fn append_events(
+    tx: &mut PgConnection,
+    head: &sqlx::postgres::PgRow,
+    events: &[AuditEvent],
+) -> StoreResult<()> {
+    let seq: i64 = head.try_get("seq").map_err(backend_error)?;
+    let hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
+    let chained = chain_after(seq, hash.clone(), events);
+    let (head_seq, head_hash) = chained
+        .last()
+        .map_or((seq, hash), |last| (last.seq, last.hash.clone()));
+    sqlx::query(APPEND_EVENTS)
+        .bind(column(&chained, |c| c.seq))
+        .bind(column(&chained, |c| millis(c.event.at)))
+        .bind(column(&chained, |c| c.event.actor.kind()))
+        .bind(column(&chained, |c| c.event.actor.id()))
+        .bind(column(&chained, |c| c.event.action.as_str()))
+        .bind(column(&chained, |c| c.event.account_id.map(|id| id.0)))
+        .bind(column(&chained, |c| c.event.patient_id.map(|id| id.0)))
+        .bind(column(&chained, |c| c.event.ip.as_deref()))
+        .bind(column(&chained, |c| c.event.outcome.as_str()))
+        .bind(column(&chained, |c| c.details.as_str()))
+        .bind(column(&chained, |c| c.prev_hash.as_slice()))
+        .bind(column(&chained, |c| c.hash.as_slice()))
+        .bind(head_seq)
+        .bind(head_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    Ok(())
 }
 
 /// One column of `rows`, to bind as an array.
