@@ -2,13 +2,15 @@
 //! and their codes, single-use tokens, resets, staff codes, and the rate-limit
 //! counters they count. Every change is one transaction with its audit event.
 
+use crate::shared::{from_millis, millis};
 use carekey_domain::audit::{AuditEvent, Outcome};
 use carekey_domain::ids::AccountId;
 use carekey_domain::message::NewMessage;
 use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreResult};
-use carekey_domain::rate_limit::{RateLimit, RetryAfter};
+use carekey_domain::rate_limit::{RateLimit, RetryAfter, WindowCount};
 use carekey_domain::recovery::Purpose;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One recovery request waiting for its turn in a group commit.
@@ -62,8 +64,84 @@ pub(crate) trait RecoveryWrites<'q> {
     fn request_done(&mut self) {}
 }
 
+/// One hit on a counter, at its request's time.
+pub(crate) type Hit<'l> = (&'l RateLimit, DateTime<Utc>);
+
+/// A batch's rate-limit counters: read as the batch begins (SQLite's write
+/// lock or PostgreSQL's row locks keep anyone else from changing them until
+/// it commits), counted here hit by hit with the domain's rule
+/// ([`RateLimit::count_hit`]), and stored with the batch's writes. A counter
+/// not stored yet is one never hit.
+#[derive(Default)]
+pub(crate) struct Counters(HashMap<String, WindowCount>);
+
+/// Counters as stored: keys, window starts, counts.
+pub(crate) type CounterColumns = (Vec<String>, Vec<i64>, Vec<i64>);
+
+impl Counters {
+    /// The keys a batch reads: every request's own limits and every
+    /// destination any of them could send to (only those of requests let
+    /// through are counted), sorted, each once.
+    pub(crate) fn keys_of(jobs: &[Arc<RecoveryStart>]) -> Vec<String> {
+        let let_through = vec![None; jobs.len()];
+        let destinations = destinations_of(jobs, &let_through);
+        let mut keys: Vec<String> = own_hits(jobs)
+            .into_iter()
+            .chain(destination_hits(jobs, &destinations))
+            .map(|(limit, _)| limit.key.clone())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// A counter as read from its row.
+    pub(crate) fn read(&mut self, key: String, window_start: i64, count: i64) {
+        let counter = WindowCount {
+            window_start: from_millis(window_start),
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        };
+        self.0.insert(key, counter);
+    }
+
+    /// Counts each hit in order; for each, the wait when it is past its limit.
+    pub(crate) fn count(&mut self, hits: &[Hit<'_>]) -> Vec<Option<chrono::Duration>> {
+        hits.iter()
+            .map(|(limit, at)| {
+                let never_hit = WindowCount {
+                    window_start: from_millis(0),
+                    count: 0,
+                };
+                let counter = self.0.entry(limit.key.clone()).or_insert(never_hit);
+                let hit = limit.count_hit(*counter, *at);
+                // Stored, and so compared, in whole milliseconds.
+                *counter = WindowCount {
+                    window_start: from_millis(millis(hit.window_start)),
+                    count: hit.count,
+                };
+                limit.retry_after(counter.count, counter.window_start, *at)
+            })
+            .collect()
+    }
+
+    /// The counters `hits` counted, each once, as they are to be stored.
+    pub(crate) fn stored(&self, hits: &[Hit<'_>]) -> CounterColumns {
+        let mut columns = CounterColumns::default();
+        for (key, counter) in self
+            .0
+            .iter()
+            .filter(|(key, _)| hits.iter().any(|(limit, _)| limit.key == **key))
+        {
+            columns.0.push(key.clone());
+            columns.1.push(millis(counter.window_start));
+            columns.2.push(i64::from(counter.count));
+        }
+        columns
+    }
+}
+
 /// Every request's own limits, in order, each hit at its request's time.
-pub(crate) fn own_hits(jobs: &[Arc<RecoveryStart>]) -> Vec<(&RateLimit, DateTime<Utc>)> {
+pub(crate) fn own_hits(jobs: &[Arc<RecoveryStart>]) -> Vec<Hit<'_>> {
     jobs.iter()
         .flat_map(|job| job.limits.iter().map(|limit| (limit, job.flow.created_at)))
         .collect()
@@ -340,7 +418,7 @@ macro_rules! impl_recovery_store {
 
         /// Adds to `script` one atomic statement per hit, counting it on its
         /// fixed-window counter (started afresh once its window has passed).
-        pub(crate) fn push_hits<'q>(
+        fn push_hits<'q>(
             script: &mut $crate::script::Script<'q, $db>,
             hits: &[(&'q RateLimit, DateTime<Utc>)],
         ) {
@@ -361,7 +439,7 @@ macro_rules! impl_recovery_store {
 
         /// For each hit, from the rows its statements returned in order, the
         /// wait when the hit is past its limit.
-        pub(crate) fn waits_of(
+        fn waits_of(
             hits: &[(&RateLimit, DateTime<Utc>)],
             rows: impl IntoIterator<Item = <$db as sqlx::Database>::Row>,
         ) -> StoreResult<Vec<Option<chrono::Duration>>> {

@@ -5,8 +5,8 @@
 //! or so a request, was what bounded throughput.
 //!
 //! The rows stored are those one request at a time would leave:
-//! - counters are read under their row locks and counted here, hit by hit,
-//!   with the domain's rule ([`RateLimit::count_hit`]);
+//! - counters are read under their row locks and counted in memory
+//!   ([`Counters`]);
 //! - a request's revocations reach the rows stored before the batch through
 //!   the statements, and the batch's own earlier rows here, as they are built.
 //!
@@ -16,24 +16,19 @@
 
 use super::PgStore;
 use crate::backend_error;
-use crate::recovery::{self, Answer, RecoveryStart, RecoveryWrites};
-use crate::shared::{chain_after, from_millis, millis};
+use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, RecoveryWrites};
+use crate::shared::{chain_after, millis};
 use carekey_domain::audit::AuditEvent;
 use carekey_domain::ids::AccountId;
 use carekey_domain::message::NewMessage;
 use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreError, StoreResult};
-use carekey_domain::rate_limit::{RateLimit, WindowCount};
 use carekey_domain::recovery::Purpose;
 use carekey_domain::token::TokenPurpose;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgConnection, Postgres, Row};
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
-
-/// One hit on a counter, at its request's time.
-type Hit<'l> = (&'l RateLimit, DateTime<Utc>);
 
 impl PgStore {
     /// Stores the recovery requests of one batch in one transaction, in the
@@ -54,23 +49,17 @@ async fn start_recoveries_on(
     jobs: &[Arc<RecoveryStart>],
 ) -> StoreResult<Vec<Answer>> {
     let mut tx = connection.begin().await.map_err(backend_error)?;
+    let mut counters = lock_counters(&mut tx, &Counters::keys_of(jobs)).await?;
     let own = recovery::own_hits(jobs);
-    // Every destination any request could send to is locked with the own
-    // counters, in one round trip; only those of requests let through count.
-    let let_through = vec![None; jobs.len()];
-    let every_destination = recovery::destinations_of(jobs, &let_through);
-    let mut locking = recovery::destination_hits(jobs, &every_destination);
-    locking.extend(&own);
-    let mut counters = Counters::lock(&mut tx, &locking).await?;
-    let refusals = recovery::refusals_of(jobs, counters.count(&own)?);
+    let refusals = recovery::refusals_of(jobs, counters.count(&own));
     let destinations = recovery::destinations_of(jobs, &refusals);
     let mut hits = recovery::destination_hits(jobs, &destinations);
-    let destination_waits = counters.count(&hits)?;
+    let destination_waits = counters.count(&hits);
     let mut rows = Rows::default();
     let (answers, events) =
         recovery::write_batch(&mut rows, jobs, refusals, &destinations, destination_waits)?;
     hits.extend(&own);
-    rows.store(&mut tx, &counters.values_of(&hits)).await?;
+    rows.store(&mut tx, &counters.stored(&hits)).await?;
     let head = sqlx::query(super::queries::READ_CHAIN_HEAD)
         .fetch_one(&mut *tx)
         .await
@@ -81,75 +70,30 @@ async fn start_recoveries_on(
 }
 
 /// Locks counters, each in key order (so batches on several instances never
-/// wait on each other in a circle), creating the missing ones at zero (a
-/// counter at zero is one never hit); the counters as they stand.
+/// wait on each other in a circle), creating the missing ones at zero (one
+/// never hit); the counters as they stand.
 const LOCK_COUNTERS: &str = "\
     INSERT INTO rate_limits (key, window_start, count) \
     SELECT key, 0, 0 FROM UNNEST($1::text[]) AS k (key) \
     ON CONFLICT (key) DO UPDATE SET count = rate_limits.count \
     RETURNING key, window_start, count";
 
-/// Rate-limit counters read under their row locks, and counted here.
-struct Counters(HashMap<String, WindowCount>);
-
-/// Counters as stored: keys, window starts, counts.
-type CounterColumns = (Vec<String>, Vec<i64>, Vec<i64>);
-
-impl Counters {
-    /// Locks the counters of `hits`, in one round trip.
-    async fn lock(tx: &mut PgConnection, hits: &[Hit<'_>]) -> StoreResult<Self> {
-        let mut keys: Vec<&str> = hits.iter().map(|(limit, _)| limit.key.as_str()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let rows = sqlx::query(LOCK_COUNTERS)
-            .bind(keys)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend_error)?;
-        let mut counters = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let count: i64 = row.try_get("count").map_err(backend_error)?;
-            let counter = WindowCount {
-                window_start: from_millis(row.try_get("window_start").map_err(backend_error)?),
-                count: u32::try_from(count).unwrap_or(u32::MAX),
-            };
-            counters.insert(row.try_get("key").map_err(backend_error)?, counter);
-        }
-        Ok(Self(counters))
+/// Locks a batch's counters (see [`Counters::keys_of`]), in one round trip.
+async fn lock_counters(tx: &mut PgConnection, keys: &[String]) -> StoreResult<Counters> {
+    let rows = sqlx::query(LOCK_COUNTERS)
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    let mut counters = Counters::default();
+    for row in rows {
+        counters.read(
+            row.try_get("key").map_err(backend_error)?,
+            row.try_get("window_start").map_err(backend_error)?,
+            row.try_get("count").map_err(backend_error)?,
+        );
     }
-
-    /// Counts each hit in order; for each, the wait when it is past its limit.
-    fn count(&mut self, hits: &[Hit<'_>]) -> StoreResult<Vec<Option<chrono::Duration>>> {
-        hits.iter()
-            .map(|(limit, at)| {
-                let counter = self.0.get_mut(&limit.key).ok_or_else(|| {
-                    StoreError::Backend(format!("counter {} was not locked", limit.key))
-                })?;
-                let hit = limit.count_hit(*counter, *at);
-                // Stored, and so compared, in whole milliseconds.
-                *counter = WindowCount {
-                    window_start: from_millis(millis(hit.window_start)),
-                    count: hit.count,
-                };
-                Ok(limit.retry_after(counter.count, counter.window_start, *at))
-            })
-            .collect()
-    }
-
-    /// The counters `hits` counted, each once, as stored.
-    fn values_of(&self, hits: &[Hit<'_>]) -> CounterColumns {
-        let mut columns = CounterColumns::default();
-        for (key, counter) in self
-            .0
-            .iter()
-            .filter(|(key, _)| hits.iter().any(|(limit, _)| limit.key == **key))
-        {
-            columns.0.push(key.clone());
-            columns.1.push(millis(counter.window_start));
-            columns.2.push(i64::from(counter.count));
-        }
-        columns
-    }
+    Ok(counters)
 }
 
 /// Keys of the rows stored before the batch that a request revokes, each

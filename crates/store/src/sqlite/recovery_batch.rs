@@ -1,12 +1,12 @@
 //! SQLite's recovery batch (see [`crate::group_commit`]): statements joined
 //! into a few calls to the writer's thread. The `BEGIN IMMEDIATE`, the audit
-//! chain's head and every request's own limits go in the first call, the
-//! destinations' limits in a second, the writes a few requests per call, the
-//! audit events and the `COMMIT` in the last.
+//! chain's head and the batch's counters are read in the first call; the
+//! counters, counted in memory ([`Counters`]), and the writes go a few
+//! requests per call; the audit events and the `COMMIT` in the last.
 
-use super::recovery_queries::{push_hits, waits_of};
 use super::SqliteStore;
-use crate::recovery::{self, Answer, RecoveryStart, RecoveryWrites};
+use crate::backend_error;
+use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, RecoveryWrites};
 use crate::script::Script;
 use crate::shared::millis;
 use carekey_domain::ids::AccountId;
@@ -14,8 +14,9 @@ use carekey_domain::message::NewMessage;
 use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreError, StoreResult};
 use carekey_domain::recovery::Purpose;
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection};
+use sqlx::{Row, Sqlite, SqliteConnection};
 use std::sync::Arc;
 
 /// Requests whose writes go to the database in one call; the statement cache
@@ -52,23 +53,37 @@ async fn start_recoveries_on(
     connection: &mut SqliteConnection,
     jobs: &[Arc<RecoveryStart>],
 ) -> StoreResult<Vec<Answer>> {
-    let own = recovery::own_hits(jobs);
     let mut first = Script::<Sqlite>::new();
     first.push(super::BEGIN_WRITE);
-    // BEGIN IMMEDIATE already holds SQLite's only write lock.
+    // BEGIN IMMEDIATE already holds SQLite's only write lock: nobody else
+    // changes the head or the counters until this batch commits.
     first.push(super::queries::READ_CHAIN_HEAD);
-    push_hits(&mut first, &own);
+    first
+        .push(
+            "SELECT key, window_start, count FROM rate_limits \
+             WHERE key IN (SELECT value FROM json_each($1))",
+        )
+        .bind(Value::from(Counters::keys_of(jobs)).to_string());
     let mut rows = first.run(connection).await?.into_iter();
     let chain_head = rows
         .next()
         .ok_or_else(|| StoreError::Backend("the audit chain has no head".into()))?;
-    let refusals = recovery::refusals_of(jobs, waits_of(&own, rows)?);
+    let mut counters = Counters::default();
+    for row in rows {
+        counters.read(
+            row.try_get("key").map_err(backend_error)?,
+            row.try_get("window_start").map_err(backend_error)?,
+            row.try_get("count").map_err(backend_error)?,
+        );
+    }
+    let own = recovery::own_hits(jobs);
+    let refusals = recovery::refusals_of(jobs, counters.count(&own));
     let destinations = recovery::destinations_of(jobs, &refusals);
-    let hits = recovery::destination_hits(jobs, &destinations);
-    let mut counted = Script::<Sqlite>::new();
-    push_hits(&mut counted, &hits);
-    let destination_waits = waits_of(&hits, counted.run(connection).await?)?;
+    let mut hits = recovery::destination_hits(jobs, &destinations);
+    let destination_waits = counters.count(&hits);
+    hits.extend(&own);
     let mut writes = Calls::default();
+    store_counters(&mut writes.current, &counters.stored(&hits));
     let (answers, events) = recovery::write_batch(
         &mut writes,
         jobs,
@@ -84,6 +99,29 @@ async fn start_recoveries_on(
     last.push("COMMIT");
     last.run(connection).await?;
     Ok(answers)
+}
+
+/// Adds to `script` the statement that stores counted counters.
+fn store_counters(script: &mut Script<'_, Sqlite>, (keys, starts, counts): &CounterColumns) {
+    let rows: Vec<Value> = keys
+        .iter()
+        .zip(starts)
+        .zip(counts)
+        .map(|((key, start), count)| {
+            Value::from(vec![
+                Value::from(key.as_str()),
+                (*start).into(),
+                (*count).into(),
+            ])
+        })
+        .collect();
+    script
+        .push(
+            "INSERT INTO rate_limits (key, window_start, count) \
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
+             ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
+        )
+        .bind(Value::from(rows).to_string());
 }
 
 /// A batch's writes as statements, [`RECOVERIES_PER_CALL`] requests a call.
