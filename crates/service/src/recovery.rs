@@ -459,13 +459,23 @@ impl Services {
             .store
             .password_context(account, policy.password.history)
             .await?;
-        self.require_acceptable(
-            new,
-            &context.personal,
-            Replacing::HashOnly(&context.password_hash),
-            &context.history,
-        )
-        .await?;
+        let checked = self
+            .require_acceptable(
+                new,
+                &context.personal,
+                Replacing::HashOnly(&context.password_hash),
+                &context.history,
+            )
+            .await;
+        if let Err(refused) = checked {
+            // A reset racing this one may have used the link meanwhile, and
+            // this password was then judged against the new one: a used link
+            // answers as used, whatever the password.
+            if self.reset_token_account(token).await?.is_none() {
+                return Err(ServiceError::TokenExpired);
+            }
+            return Err(refused);
+        }
         let password_hash = self.hasher.hash(new).await.map_err(internal)?;
         let now = self.clock.now();
         let reset = PasswordReset {
