@@ -327,27 +327,18 @@ macro_rules! impl_recovery_store {
         type Tx<'c> = sqlx::Transaction<'c, $db>;
 
         impl $store {
-            /// Counts one hit on each fixed-window counter, in order, each in a
-            /// single atomic statement; for each, the wait when the hit is past
-            /// its limit.
-            pub(crate) async fn hit_each_in(
-                tx: &mut Tx<'_>,
-                hits: &[(&RateLimit, DateTime<Utc>)],
-            ) -> StoreResult<Vec<Option<chrono::Duration>>> {
-                let mut script = $crate::script::Script::<$db>::new();
-                push_hits(&mut script, hits);
-                waits_of(hits, script.run(tx).await?)
-            }
-
-            /// Counts every limit (all of them, so each counter stays true) and
-            /// returns the longest wait among those that refuse.
+            /// Counts every limit (all of them, so each counter stays true), each
+            /// in a single atomic statement, and returns the longest wait among
+            /// those that refuse.
             async fn hit_all_in(
                 tx: &mut Tx<'_>,
                 limits: &[RateLimit],
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<RetryAfter>> {
                 let hits: Vec<_> = limits.iter().map(|limit| (limit, now)).collect();
-                Ok($crate::recovery::longest_wait(Self::hit_each_in(tx, &hits).await?))
+                let mut script = $crate::script::Script::<$db>::new();
+                push_hits(&mut script, &hits);
+                Ok($crate::recovery::longest_wait(waits_of(&hits, script.run(tx).await?)?))
             }
 
             /// Ends every way into the account that is still open: unused

@@ -28,9 +28,8 @@ impl SqliteStore {
     /// order they came: first every request's own limits, then the
     /// destinations of those let through, then each request's writes. Each
     /// counter ends with the value, hit by hit, that one request at a time
-    /// would give it: no write touches a counter, and a request's own keys
-    /// (`recovery:ip:`, `recovery:email:`, …) never meet a destination's
-    /// (`recovery:to:`).
+    /// would give it: a request's own keys (`recovery:ip:`, `recovery:email:`,
+    /// …) never meet a destination's (`recovery:to:`).
     pub(crate) async fn start_recoveries(
         mut connection: PoolConnection<Sqlite>,
         jobs: Vec<Arc<RecoveryStart>>,
