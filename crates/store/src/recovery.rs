@@ -937,7 +937,7 @@ macro_rules! impl_recovery_store {
                     .map_err(backend_error)?;
                 }
                 sqlx::query(
-                    "UPDATE account_tokens SET revoked_at = $2 WHERE patient_id = $1 \
+                    "UPDATE account_tokens SET revoked_at = $2 WHERE patient_id = $1 AND account_id IS NULL \
                      AND purpose IN ('activation', 'enrollment') AND used_at IS NULL AND revoked_at IS NULL",
                 )
                 .bind(account.patient_id.0)

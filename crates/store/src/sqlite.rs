@@ -145,6 +145,7 @@ crate::staff::impl_staff_store!(SqliteStore, Sqlite, for_update = "");
 mod tests {
     use super::{SqliteStore, WAL_KEPT_BYTES};
     use crate::StoreOptions;
+    use sqlx::Row;
 
     /// A WAL that grew past the limit (here in one large transaction, which
     /// no checkpoint can split) is cut back once it has been copied and the
@@ -187,5 +188,77 @@ mod tests {
             kept <= WAL_KEPT_BYTES,
             "the WAL keeps {kept} bytes after starting over (grown to {grown})"
         );
+    }
+
+    /// The lookups a reset request, a finished reset, an enrollment, the staff
+    /// console and a delivery receipt make on tokens, flow members and
+    /// messages each search an index
+    /// (by the whole key they give) rather than scan a table that only grows.
+    #[tokio::test]
+    async fn token_and_member_lookups_search_an_index() {
+        let folder = tempfile::tempdir().unwrap();
+        let url = crate::testing::fresh_sqlite_url(folder.path());
+        let store = SqliteStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let lookups = [
+            (
+                "UPDATE account_tokens SET revoked_at = 1 WHERE account_id = x'01' \
+                 AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL",
+                "account_tokens_open (account_id=? AND purpose=?)",
+            ),
+            (
+                "UPDATE account_tokens SET revoked_at = 1 \
+                 WHERE account_id = x'01' AND used_at IS NULL AND revoked_at IS NULL",
+                "account_tokens_open (account_id=?)",
+            ),
+            (
+                "UPDATE account_tokens SET revoked_at = 1 WHERE patient_id = x'01' AND account_id IS NULL \
+                 AND purpose IN ('activation', 'enrollment') AND used_at IS NULL AND revoked_at IS NULL",
+                "account_tokens_invitations (patient_id=? AND purpose=?)",
+            ),
+            (
+                "SELECT COUNT(*) FROM account_tokens t WHERE t.patient_id = x'01' AND t.account_id IS NULL \
+                 AND t.purpose = 'activation' AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > 0",
+                "account_tokens_invitations (patient_id=? AND purpose=?)",
+            ),
+            (
+                "UPDATE recovery_flow_accounts SET revoked_at = 1 \
+                 WHERE account_id = x'01' AND purpose = 'password' AND revoked_at IS NULL",
+                "recovery_flow_accounts_by_account (account_id=? AND revoked_at=? AND purpose=?)",
+            ),
+            (
+                "UPDATE recovery_flow_accounts SET revoked_at = 1 \
+                 WHERE account_id = x'01' AND revoked_at IS NULL",
+                "recovery_flow_accounts_by_account (account_id=? AND revoked_at=?)",
+            ),
+            (
+                "SELECT f.id FROM recovery_flow_accounts m JOIN recovery_flows f ON f.id = m.flow_id \
+                 WHERE m.account_id = x'01' ORDER BY f.created_at DESC LIMIT 10",
+                "recovery_flow_accounts_by_account (account_id=?)",
+            ),
+            (
+                "UPDATE outbox_messages SET status = 'delivered' \
+                 WHERE provider_id = 'sms-1' AND status IN ('sent', 'delivered', 'bounced')",
+                "outbox_by_provider_id (provider_id=?)",
+            ),
+        ];
+        for (lookup, index) in lookups {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {lookup}"))
+                .fetch_all(&store.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect();
+            assert!(
+                plan.iter().any(|step| step.ends_with(index)),
+                "{lookup}\nplanned as {plan:?}, not with {index}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN")),
+                "{lookup}\nscans a table: {plan:?}"
+            );
+        }
     }
 }

@@ -298,7 +298,8 @@ macro_rules! impl_staff_store {
                     "SELECT p.id, p.mrn, p.given_name, p.family_name, p.date_of_birth, a.status, \
                      a.failed_attempts, a.failure_window_started_at, a.locked_until, a.lock_held, \
                      a.consecutive_lockouts, \
-                     (SELECT COUNT(*) FROM account_tokens t WHERE t.patient_id = p.id AND t.purpose = 'activation' \
+                     (SELECT COUNT(*) FROM account_tokens t WHERE t.patient_id = p.id AND t.account_id IS NULL \
+                       AND t.purpose = 'activation' \
                        AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $2) AS invitations \
                      FROM patients p LEFT JOIN portal_accounts a ON a.patient_id = p.id \
                      WHERE {condition} ORDER BY p.family_name, p.given_name, p.date_of_birth LIMIT $3"
@@ -331,7 +332,8 @@ macro_rules! impl_staff_store {
                      p.preferred_language, a.id AS account_id, a.username, a.status, a.last_sign_in_at, \
                      a.failed_attempts, a.failure_window_started_at, a.locked_until, a.lock_held, \
                      a.consecutive_lockouts, \
-                     (SELECT COUNT(*) FROM account_tokens t WHERE t.patient_id = p.id AND t.purpose = 'activation' \
+                     (SELECT COUNT(*) FROM account_tokens t WHERE t.patient_id = p.id AND t.account_id IS NULL \
+                       AND t.purpose = 'activation' \
                        AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $2) AS invitations \
                      FROM patients p LEFT JOIN portal_accounts a ON a.patient_id = p.id WHERE p.id = $1",
                 )
@@ -474,7 +476,7 @@ macro_rules! impl_staff_store {
                     .ok_or_else(|| StoreError::Backend("an activation code needs a patient".into()))?;
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "UPDATE account_tokens SET revoked_at = $2 WHERE patient_id = $1 \
+                    "UPDATE account_tokens SET revoked_at = $2 WHERE patient_id = $1 AND account_id IS NULL \
                      AND purpose = 'activation' AND used_at IS NULL AND revoked_at IS NULL",
                 )
                 .bind(patient.0)
