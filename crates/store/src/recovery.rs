@@ -2,6 +2,7 @@
 //! and their codes, single-use tokens, resets, staff codes, and the rate-limit
 //! counters they count. Every change is one transaction with its audit event.
 
+use crate::backend_error;
 use crate::shared::{from_millis, millis};
 use carekey_domain::audit::{AuditEvent, Outcome};
 use carekey_domain::ids::AccountId;
@@ -10,6 +11,7 @@ use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreResult};
 use carekey_domain::rate_limit::{RateLimit, RetryAfter, WindowCount};
 use carekey_domain::recovery::Purpose;
 use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -95,13 +97,27 @@ impl Counters {
         keys
     }
 
-    /// A counter as read from its row.
-    pub(crate) fn read(&mut self, key: String, window_start: i64, count: i64) {
-        let counter = WindowCount {
-            window_start: from_millis(window_start),
-            count: u32::try_from(count).unwrap_or(u32::MAX),
-        };
-        self.0.insert(key, counter);
+    /// Counters as read from their rows (`key`, `window_start`, `count`).
+    pub(crate) fn from_rows<R>(rows: impl IntoIterator<Item = R>) -> StoreResult<Self>
+    where
+        R: Row,
+        for<'r> &'r str: ColumnIndex<R>,
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    {
+        let mut counters = Self::default();
+        for row in rows {
+            let window_start: i64 = row.try_get("window_start").map_err(backend_error)?;
+            let count: i64 = row.try_get("count").map_err(backend_error)?;
+            let counter = WindowCount {
+                window_start: from_millis(window_start),
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+            };
+            counters
+                .0
+                .insert(row.try_get("key").map_err(backend_error)?, counter);
+        }
+        Ok(counters)
     }
 
     /// Counts each hit in order; for each, the wait when it is past its limit.

@@ -85,15 +85,7 @@ async fn lock_counters(tx: &mut PgConnection, keys: &[String]) -> StoreResult<Co
         .fetch_all(&mut *tx)
         .await
         .map_err(backend_error)?;
-    let mut counters = Counters::default();
-    for row in rows {
-        counters.read(
-            row.try_get("key").map_err(backend_error)?,
-            row.try_get("window_start").map_err(backend_error)?,
-            row.try_get("count").map_err(backend_error)?,
-        );
-    }
-    Ok(counters)
+    Counters::from_rows(rows)
 }
 
 /// Keys of the rows stored before the batch that a request revokes, each

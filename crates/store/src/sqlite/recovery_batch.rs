@@ -5,7 +5,6 @@
 //! requests per call; the audit events and the `COMMIT` in the last.
 
 use super::SqliteStore;
-use crate::backend_error;
 use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, RecoveryWrites};
 use crate::script::Script;
 use crate::shared::millis;
@@ -16,7 +15,7 @@ use carekey_domain::recovery::Purpose;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::{Row, Sqlite, SqliteConnection};
+use sqlx::{Sqlite, SqliteConnection};
 use std::sync::Arc;
 
 /// Requests whose writes go to the database in one call; the statement cache
@@ -67,14 +66,7 @@ async fn start_recoveries_on(
     let chain_head = rows
         .next()
         .ok_or_else(|| StoreError::Backend("the audit chain has no head".into()))?;
-    let mut counters = Counters::default();
-    for row in rows {
-        counters.read(
-            row.try_get("key").map_err(backend_error)?,
-            row.try_get("window_start").map_err(backend_error)?,
-            row.try_get("count").map_err(backend_error)?,
-        );
-    }
+    let mut counters = Counters::from_rows(rows)?;
     let own = recovery::own_hits(jobs);
     let refusals = recovery::refusals_of(jobs, counters.count(&own));
     let destinations = recovery::destinations_of(jobs, &refusals);
