@@ -7,13 +7,15 @@ use crate::shared::{from_millis, millis};
 use carekey_domain::audit::{AuditEvent, Outcome};
 use carekey_domain::ids::AccountId;
 use carekey_domain::message::NewMessage;
-use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreResult};
+use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreError, StoreResult};
 use carekey_domain::rate_limit::{RateLimit, RetryAfter, WindowCount};
 use carekey_domain::recovery::Purpose;
+use carekey_domain::token::TokenPurpose;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use std::collections::HashMap;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// One recovery request waiting for its turn in a group commit.
 #[derive(Debug)]
@@ -33,38 +35,6 @@ pub(crate) type RecoveryStarts = crate::group_commit::GroupCommit<
 /// What a batch answers each request: the messages queued, or the wait when
 /// a rate limit refused it.
 pub(crate) type Answer = Result<u32, RetryAfter>;
-
-/// Where a recovery request's writes go, in the order it makes them: into
-/// statements run one by one (SQLite), or into rows a batch stores table by
-/// table (PostgreSQL). Either way the result must be what running the
-/// statements in this order gives.
-pub(crate) trait RecoveryWrites<'q> {
-    /// Revokes the open flows stored with the flow's lookup key.
-    fn revoke_flows(&mut self, flow: &'q NewRecoveryFlow);
-    fn insert_flow(&mut self, flow: &'q NewRecoveryFlow);
-    /// Revokes the account's part in open flows of `purpose`.
-    fn revoke_members(&mut self, account: AccountId, purpose: Purpose, at: DateTime<Utc>);
-    /// Revokes the account's unused reset links.
-    fn revoke_reset_links(&mut self, account: AccountId, at: DateTime<Utc>);
-    /// Stores the account's part in the flow, reached through `parcel`;
-    /// stores nothing unless `real` (a decoy's equal cost).
-    fn insert_member(
-        &mut self,
-        flow: &'q NewRecoveryFlow,
-        parcel: &'q FlowParcel,
-        account: AccountId,
-        real: bool,
-    );
-    fn insert_token(&mut self, token: &'q NewToken, at: DateTime<Utc>, real: bool);
-    fn insert_message(
-        &mut self,
-        message: &'q NewMessage,
-        at: DateTime<Utc>,
-        real: bool,
-    ) -> StoreResult<()>;
-    /// One request's writes are all in.
-    fn request_done(&mut self) {}
-}
 
 /// One hit on a counter, at its request's time.
 pub(crate) type Hit<'l> = (&'l RateLimit, DateTime<Utc>);
@@ -223,7 +193,7 @@ pub(crate) fn longest_wait(
 /// (`destination_waits` in the order of [`destination_hits`]). The answers,
 /// and the audit events to append.
 pub(crate) fn write_batch<'q>(
-    writes: &mut impl RecoveryWrites<'q>,
+    writes: &mut Rows<'q>,
     jobs: &'q [Arc<RecoveryStart>],
     refusals: Vec<Option<RetryAfter>>,
     destinations: &[Vec<RateLimit>],
@@ -254,7 +224,6 @@ pub(crate) fn write_batch<'q>(
             job.audit.clone(),
             &mut events,
         )?));
-        writes.request_done();
     }
     Ok((answers, events))
 }
@@ -264,7 +233,7 @@ pub(crate) fn write_batch<'q>(
 /// accounts, links and message; its audit events are added to `events`.
 /// Answers the number of messages it queues.
 fn write_recovery<'q>(
-    writes: &mut impl RecoveryWrites<'q>,
+    writes: &mut Rows<'q>,
     flow: &'q NewRecoveryFlow,
     limited: &[bool],
     audit: AuditEvent,
@@ -312,6 +281,163 @@ fn write_recovery<'q>(
         writes.insert_message(notice, at, true)?;
     }
     Ok(sent)
+}
+
+/// Keys of the rows stored before the batch that a request revokes, each
+/// with the time of the first request that does (later ones find it revoked).
+pub(crate) struct Revocations<K> {
+    pub keys: Vec<K>,
+    pub at: Vec<i64>,
+}
+
+impl<K> Default for Revocations<K> {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            at: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq> Revocations<K> {
+    fn revoke(&mut self, key: K, at: DateTime<Utc>) {
+        if !self.keys.contains(&key) {
+            self.keys.push(key);
+            self.at.push(millis(at));
+        }
+    }
+}
+
+pub(crate) struct FlowRow<'q> {
+    pub flow: &'q NewRecoveryFlow,
+    pub revoked_at: Option<i64>,
+}
+
+pub(crate) struct MemberRow<'q> {
+    pub flow: &'q NewRecoveryFlow,
+    pub parcel: &'q FlowParcel,
+    pub account: AccountId,
+    pub revoked_at: Option<i64>,
+    pub real: bool,
+}
+
+pub(crate) struct TokenRow<'q> {
+    pub token: &'q NewToken,
+    pub at: i64,
+    pub revoked_at: Option<i64>,
+    pub real: bool,
+}
+
+pub(crate) struct MessageRow<'q> {
+    pub message: &'q NewMessage,
+    pub payload: String,
+    pub at: i64,
+    pub real: bool,
+}
+
+/// A batch's writes, gathered table by table in the order one request at a
+/// time would make them. A request's revocations reach the batch's own
+/// earlier rows here, as they are built, and the rows stored before the batch
+/// through the `*_revoked` keys, which each backend applies before it inserts
+/// the new rows. A decoy's rows are gathered too (`real` false), so a batch
+/// costs the same whoever asked; the statements store only real ones.
+#[derive(Default)]
+pub(crate) struct Rows<'q> {
+    pub flows_revoked: Revocations<&'q [u8]>,
+    pub flows: Vec<FlowRow<'q>>,
+    pub members_revoked: Revocations<(Uuid, &'static str)>,
+    pub members: Vec<MemberRow<'q>>,
+    pub links_revoked: Revocations<Uuid>,
+    pub tokens: Vec<TokenRow<'q>>,
+    pub messages: Vec<MessageRow<'q>>,
+}
+
+impl<'q> Rows<'q> {
+    fn revoke_flows(&mut self, flow: &'q NewRecoveryFlow) {
+        let at = flow.created_at;
+        for row in &mut self.flows {
+            if row.flow.lookup_key == flow.lookup_key && row.revoked_at.is_none() {
+                row.revoked_at = Some(millis(at));
+            }
+        }
+        self.flows_revoked.revoke(flow.lookup_key.as_bytes(), at);
+    }
+
+    fn insert_flow(&mut self, flow: &'q NewRecoveryFlow) {
+        self.flows.push(FlowRow {
+            flow,
+            revoked_at: None,
+        });
+    }
+
+    fn revoke_members(&mut self, account: AccountId, purpose: Purpose, at: DateTime<Utc>) {
+        for row in &mut self.members {
+            if row.real
+                && row.account == account
+                && row.flow.purpose == purpose
+                && row.revoked_at.is_none()
+            {
+                row.revoked_at = Some(millis(at));
+            }
+        }
+        self.members_revoked
+            .revoke((account.0, purpose.as_str()), at);
+    }
+
+    fn revoke_reset_links(&mut self, account: AccountId, at: DateTime<Utc>) {
+        for row in &mut self.tokens {
+            if row.real
+                && row.token.account == Some(account)
+                && row.token.purpose == TokenPurpose::Reset
+                && row.revoked_at.is_none()
+            {
+                row.revoked_at = Some(millis(at));
+            }
+        }
+        self.links_revoked.revoke(account.0, at);
+    }
+
+    fn insert_member(
+        &mut self,
+        flow: &'q NewRecoveryFlow,
+        parcel: &'q FlowParcel,
+        account: AccountId,
+        real: bool,
+    ) {
+        self.members.push(MemberRow {
+            flow,
+            parcel,
+            account,
+            revoked_at: None,
+            real,
+        });
+    }
+
+    fn insert_token(&mut self, token: &'q NewToken, at: DateTime<Utc>, real: bool) {
+        self.tokens.push(TokenRow {
+            token,
+            at: millis(at),
+            revoked_at: None,
+            real,
+        });
+    }
+
+    fn insert_message(
+        &mut self,
+        message: &'q NewMessage,
+        at: DateTime<Utc>,
+        real: bool,
+    ) -> StoreResult<()> {
+        let payload =
+            serde_json::to_string(&message.data).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.messages.push(MessageRow {
+            message,
+            payload,
+            at: millis(at),
+            real,
+        });
+        Ok(())
+    }
 }
 
 macro_rules! impl_recovery_store {

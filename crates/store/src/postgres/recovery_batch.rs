@@ -8,7 +8,8 @@
 //! - counters are read under their row locks and counted in memory
 //!   ([`Counters`]);
 //! - a request's revocations reach the rows stored before the batch through
-//!   the statements, and the batch's own earlier rows here, as they are built.
+//!   the statements, and the batch's own earlier rows in [`Rows`], as they
+//!   are gathered.
 //!
 //! The chain's head is locked last, after every other write: those writes'
 //! foreign-key checks wait on account rows that a sign-in may hold while it
@@ -16,19 +17,13 @@
 
 use super::PgStore;
 use crate::backend_error;
-use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, RecoveryWrites};
+use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, Rows};
 use crate::shared::{chain_after, millis};
 use carekey_domain::audit::AuditEvent;
-use carekey_domain::ids::AccountId;
-use carekey_domain::message::NewMessage;
-use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreError, StoreResult};
-use carekey_domain::recovery::Purpose;
-use carekey_domain::token::TokenPurpose;
-use chrono::{DateTime, Utc};
+use carekey_domain::ports::StoreResult;
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgConnection, Postgres, Row};
 use std::sync::Arc;
-use uuid::Uuid;
 
 impl PgStore {
     /// Stores the recovery requests of one batch in one transaction, in the
@@ -59,7 +54,7 @@ async fn start_recoveries_on(
     let (answers, events) =
         recovery::write_batch(&mut rows, jobs, refusals, &destinations, destination_waits)?;
     hits.extend(&own);
-    rows.store(&mut tx, &counters.stored(&hits)).await?;
+    store_rows(&mut tx, &rows, &counters.stored(&hits)).await?;
     let head = sqlx::query(super::queries::READ_CHAIN_HEAD)
         .fetch_one(&mut *tx)
         .await
@@ -86,158 +81,6 @@ async fn lock_counters(tx: &mut PgConnection, keys: &[String]) -> StoreResult<Co
         .await
         .map_err(backend_error)?;
     Counters::from_rows(rows)
-}
-
-/// Keys of the rows stored before the batch that a request revokes, each
-/// with the time of the first request that does (later ones find it revoked).
-struct Revocations<K> {
-    keys: Vec<K>,
-    at: Vec<i64>,
-}
-
-impl<K> Default for Revocations<K> {
-    fn default() -> Self {
-        Self {
-            keys: Vec::new(),
-            at: Vec::new(),
-        }
-    }
-}
-
-impl<K: PartialEq> Revocations<K> {
-    fn revoke(&mut self, key: K, at: DateTime<Utc>) {
-        if !self.keys.contains(&key) {
-            self.keys.push(key);
-            self.at.push(millis(at));
-        }
-    }
-}
-
-struct FlowRow<'q> {
-    flow: &'q NewRecoveryFlow,
-    revoked_at: Option<i64>,
-}
-
-struct MemberRow<'q> {
-    flow: &'q NewRecoveryFlow,
-    parcel: &'q FlowParcel,
-    account: AccountId,
-    revoked_at: Option<i64>,
-    real: bool,
-}
-
-struct TokenRow<'q> {
-    token: &'q NewToken,
-    at: i64,
-    revoked_at: Option<i64>,
-    real: bool,
-}
-
-struct MessageRow<'q> {
-    message: &'q NewMessage,
-    payload: String,
-    at: i64,
-    real: bool,
-}
-
-/// A batch's writes, gathered table by table.
-#[derive(Default)]
-struct Rows<'q> {
-    flows_revoked: Revocations<&'q [u8]>,
-    flows: Vec<FlowRow<'q>>,
-    members_revoked: Revocations<(Uuid, &'static str)>,
-    members: Vec<MemberRow<'q>>,
-    links_revoked: Revocations<Uuid>,
-    tokens: Vec<TokenRow<'q>>,
-    messages: Vec<MessageRow<'q>>,
-}
-
-impl<'q> RecoveryWrites<'q> for Rows<'q> {
-    fn revoke_flows(&mut self, flow: &'q NewRecoveryFlow) {
-        let at = flow.created_at;
-        for row in &mut self.flows {
-            if row.flow.lookup_key == flow.lookup_key && row.revoked_at.is_none() {
-                row.revoked_at = Some(millis(at));
-            }
-        }
-        self.flows_revoked.revoke(flow.lookup_key.as_bytes(), at);
-    }
-
-    fn insert_flow(&mut self, flow: &'q NewRecoveryFlow) {
-        self.flows.push(FlowRow {
-            flow,
-            revoked_at: None,
-        });
-    }
-
-    fn revoke_members(&mut self, account: AccountId, purpose: Purpose, at: DateTime<Utc>) {
-        for row in &mut self.members {
-            if row.real
-                && row.account == account
-                && row.flow.purpose == purpose
-                && row.revoked_at.is_none()
-            {
-                row.revoked_at = Some(millis(at));
-            }
-        }
-        self.members_revoked
-            .revoke((account.0, purpose.as_str()), at);
-    }
-
-    fn revoke_reset_links(&mut self, account: AccountId, at: DateTime<Utc>) {
-        for row in &mut self.tokens {
-            if row.real
-                && row.token.account == Some(account)
-                && row.token.purpose == TokenPurpose::Reset
-                && row.revoked_at.is_none()
-            {
-                row.revoked_at = Some(millis(at));
-            }
-        }
-        self.links_revoked.revoke(account.0, at);
-    }
-
-    fn insert_member(
-        &mut self,
-        flow: &'q NewRecoveryFlow,
-        parcel: &'q FlowParcel,
-        account: AccountId,
-        real: bool,
-    ) {
-        self.members.push(MemberRow {
-            flow,
-            parcel,
-            account,
-            revoked_at: None,
-            real,
-        });
-    }
-
-    fn insert_token(&mut self, token: &'q NewToken, at: DateTime<Utc>, real: bool) {
-        self.tokens.push(TokenRow {
-            token,
-            at: millis(at),
-            revoked_at: None,
-            real,
-        });
-    }
-
-    fn insert_message(
-        &mut self,
-        message: &'q NewMessage,
-        at: DateTime<Utc>,
-        real: bool,
-    ) -> StoreResult<()> {
-        let payload =
-            serde_json::to_string(&message.data).map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.messages.push(MessageRow {
-            message,
-            payload,
-            at: millis(at),
-            real,
-        });
-        Ok(())
-    }
 }
 
 /// Everything a batch writes once its counters are counted, but its audit
@@ -302,70 +145,72 @@ const APPEND_EVENTS: &str = "\
         $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[])) \
     UPDATE audit_chain_head SET seq = $13, hash = $14 WHERE id = 1";
 
-impl Rows<'_> {
-    /// Stores the rows and the counters counted, in one round trip.
-    async fn store(self, tx: &mut PgConnection, counters: &CounterColumns) -> StoreResult<()> {
-        let (flows, members, tokens, messages) =
-            (&self.flows, &self.members, &self.tokens, &self.messages);
-        sqlx::query(STORE_BATCH)
-            .bind(&counters.0)
-            .bind(&counters.1)
-            .bind(&counters.2)
-            .bind(&self.flows_revoked.keys)
-            .bind(&self.flows_revoked.at)
-            .bind(column(flows, |r| r.flow.id.0))
-            .bind(column(flows, |r| r.flow.purpose.as_str()))
-            .bind(column(flows, |r| r.flow.channel.as_str()))
-            .bind(column(flows, |r| i64::from(r.flow.attempts)))
-            .bind(column(flows, |r| millis(r.flow.created_at)))
-            .bind(column(flows, |r| millis(r.flow.expires_at)))
-            .bind(column(flows, |r| r.flow.lookup_key.as_bytes()))
-            .bind(column(flows, |r| r.flow.client_ip.as_deref()))
-            .bind(column(flows, |r| {
-                r.flow.contact.as_ref().map(|(kind, _)| kind.as_str())
-            }))
-            .bind(column(flows, |r| {
-                r.flow.contact.as_ref().map(|(_, value)| value.as_str())
-            }))
-            .bind(column(flows, |r| r.revoked_at))
-            .bind(column(&self.members_revoked.keys, |(account, _)| *account))
-            .bind(column(&self.members_revoked.keys, |(_, purpose)| *purpose))
-            .bind(&self.members_revoked.at)
-            .bind(&self.links_revoked.keys)
-            .bind(&self.links_revoked.at)
-            .bind(column(members, |r| r.flow.id.0))
-            .bind(column(members, |r| r.account.0))
-            .bind(column(members, |r| r.flow.purpose.as_str()))
-            .bind(column(members, |r| r.parcel.recipient.as_str()))
-            .bind(column(members, |r| {
-                r.parcel.code_hash.as_ref().map(|h| h.as_bytes())
-            }))
-            .bind(column(members, |r| r.revoked_at))
-            .bind(column(members, |r| r.real))
-            .bind(column(tokens, |r| r.token.hash.as_bytes()))
-            .bind(column(tokens, |r| r.token.purpose.as_str()))
-            .bind(column(tokens, |r| r.token.account.map(|id| id.0)))
-            .bind(column(tokens, |r| r.token.patient.map(|id| id.0)))
-            .bind(column(tokens, |r| r.token.flow.map(|id| id.0)))
-            .bind(column(tokens, |r| r.token.attempts.map(i64::from)))
-            .bind(column(tokens, |r| r.at))
-            .bind(column(tokens, |r| millis(r.token.expires_at)))
-            .bind(column(tokens, |r| r.revoked_at))
-            .bind(column(tokens, |r| r.real))
-            .bind(column(messages, |r| r.message.id.0))
-            .bind(column(messages, |r| r.message.kind.as_str()))
-            .bind(column(messages, |r| r.message.channel.as_str()))
-            .bind(column(messages, |r| r.message.recipient.as_str()))
-            .bind(column(messages, |r| r.message.language.code()))
-            .bind(column(messages, |r| r.message.patient_id.map(|id| id.0)))
-            .bind(column(messages, |r| r.payload.as_str()))
-            .bind(column(messages, |r| r.at))
-            .bind(column(messages, |r| r.real))
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_error)?;
-        Ok(())
-    }
+/// Stores a batch's rows and the counters counted, in one round trip.
+async fn store_rows(
+    tx: &mut PgConnection,
+    rows: &Rows<'_>,
+    counters: &CounterColumns,
+) -> StoreResult<()> {
+    let (flows, members, tokens, messages) =
+        (&rows.flows, &rows.members, &rows.tokens, &rows.messages);
+    sqlx::query(STORE_BATCH)
+        .bind(&counters.0)
+        .bind(&counters.1)
+        .bind(&counters.2)
+        .bind(&rows.flows_revoked.keys)
+        .bind(&rows.flows_revoked.at)
+        .bind(column(flows, |r| r.flow.id.0))
+        .bind(column(flows, |r| r.flow.purpose.as_str()))
+        .bind(column(flows, |r| r.flow.channel.as_str()))
+        .bind(column(flows, |r| i64::from(r.flow.attempts)))
+        .bind(column(flows, |r| millis(r.flow.created_at)))
+        .bind(column(flows, |r| millis(r.flow.expires_at)))
+        .bind(column(flows, |r| r.flow.lookup_key.as_bytes()))
+        .bind(column(flows, |r| r.flow.client_ip.as_deref()))
+        .bind(column(flows, |r| {
+            r.flow.contact.as_ref().map(|(kind, _)| kind.as_str())
+        }))
+        .bind(column(flows, |r| {
+            r.flow.contact.as_ref().map(|(_, value)| value.as_str())
+        }))
+        .bind(column(flows, |r| r.revoked_at))
+        .bind(column(&rows.members_revoked.keys, |(account, _)| *account))
+        .bind(column(&rows.members_revoked.keys, |(_, purpose)| *purpose))
+        .bind(&rows.members_revoked.at)
+        .bind(&rows.links_revoked.keys)
+        .bind(&rows.links_revoked.at)
+        .bind(column(members, |r| r.flow.id.0))
+        .bind(column(members, |r| r.account.0))
+        .bind(column(members, |r| r.flow.purpose.as_str()))
+        .bind(column(members, |r| r.parcel.recipient.as_str()))
+        .bind(column(members, |r| {
+            r.parcel.code_hash.as_ref().map(|h| h.as_bytes())
+        }))
+        .bind(column(members, |r| r.revoked_at))
+        .bind(column(members, |r| r.real))
+        .bind(column(tokens, |r| r.token.hash.as_bytes()))
+        .bind(column(tokens, |r| r.token.purpose.as_str()))
+        .bind(column(tokens, |r| r.token.account.map(|id| id.0)))
+        .bind(column(tokens, |r| r.token.patient.map(|id| id.0)))
+        .bind(column(tokens, |r| r.token.flow.map(|id| id.0)))
+        .bind(column(tokens, |r| r.token.attempts.map(i64::from)))
+        .bind(column(tokens, |r| r.at))
+        .bind(column(tokens, |r| millis(r.token.expires_at)))
+        .bind(column(tokens, |r| r.revoked_at))
+        .bind(column(tokens, |r| r.real))
+        .bind(column(messages, |r| r.message.id.0))
+        .bind(column(messages, |r| r.message.kind.as_str()))
+        .bind(column(messages, |r| r.message.channel.as_str()))
+        .bind(column(messages, |r| r.message.recipient.as_str()))
+        .bind(column(messages, |r| r.message.language.code()))
+        .bind(column(messages, |r| r.message.patient_id.map(|id| id.0)))
+        .bind(column(messages, |r| r.payload.as_str()))
+        .bind(column(messages, |r| r.at))
+        .bind(column(messages, |r| r.real))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    Ok(())
 }
 
 /// Appends `events` to the audit chain after `head` (read under its lock),

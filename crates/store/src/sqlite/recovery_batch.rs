@@ -1,26 +1,24 @@
-//! SQLite's recovery batch (see [`crate::group_commit`]): statements joined
-//! into a few calls to the writer's thread. The `BEGIN IMMEDIATE`, the audit
-//! chain's head and the batch's counters are read in the first call; the
-//! counters, counted in memory ([`Counters`]), and the writes go a few
-//! requests per call; the audit events and the `COMMIT` in the last.
+//! SQLite's recovery batch (see [`crate::group_commit`]): two calls to the
+//! writer's thread however many requests it holds. The first begins the
+//! transaction (`BEGIN IMMEDIATE` takes SQLite's only write lock) and reads
+//! the audit chain's head and the batch's counters; the counters are counted
+//! in memory ([`Counters`]) and the rows gathered table by table ([`Rows`]),
+//! as on PostgreSQL; the second writes each table once, from a JSON array of
+//! its rows, appends the audit events and commits. Its text never changes,
+//! so SQLite prepares it once per connection.
 
 use super::SqliteStore;
-use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, RecoveryWrites};
+use crate::backend_error;
+use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, Rows};
 use crate::script::Script;
-use crate::shared::millis;
-use carekey_domain::ids::AccountId;
-use carekey_domain::message::NewMessage;
-use carekey_domain::ports::{FlowParcel, NewRecoveryFlow, NewToken, StoreError, StoreResult};
-use carekey_domain::recovery::Purpose;
-use chrono::{DateTime, Utc};
-use serde_json::Value;
+use crate::shared::{chain_after, millis};
+use carekey_domain::audit::AuditEvent;
+use carekey_domain::ports::{StoreError, StoreResult};
+use serde_json::{json, Value};
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection};
+use sqlx::{Row, Sqlite, SqliteConnection};
 use std::sync::Arc;
-
-/// Requests whose writes go to the database in one call; the statement cache
-/// keeps one entry per mix of requests' shapes.
-const RECOVERIES_PER_CALL: usize = 4;
+use uuid::Uuid;
 
 impl SqliteStore {
     /// Stores the recovery requests of one batch in one transaction, in the
@@ -63,7 +61,7 @@ async fn start_recoveries_on(
         )
         .bind(Value::from(Counters::keys_of(jobs)).to_string());
     let mut rows = first.run(connection).await?.into_iter();
-    let chain_head = rows
+    let head = rows
         .next()
         .ok_or_else(|| StoreError::Backend("the audit chain has no head".into()))?;
     let mut counters = Counters::from_rows(rows)?;
@@ -73,145 +71,186 @@ async fn start_recoveries_on(
     let mut hits = recovery::destination_hits(jobs, &destinations);
     let destination_waits = counters.count(&hits);
     hits.extend(&own);
-    let mut writes = Calls::default();
-    store_counters(&mut writes.current, &counters.stored(&hits));
-    let (answers, events) = recovery::write_batch(
-        &mut writes,
-        jobs,
-        refusals,
-        &destinations,
-        destination_waits,
-    )?;
-    for call in writes.done.into_iter().chain([writes.current]) {
-        call.run(connection).await?;
-    }
-    let mut last = Script::<Sqlite>::new();
-    SqliteStore::push_appends(&mut last, &chain_head, &events)?;
-    last.push("COMMIT");
-    last.run(connection).await?;
+    let mut batch = Rows::default();
+    let (answers, events) =
+        recovery::write_batch(&mut batch, jobs, refusals, &destinations, destination_waits)?;
+    let seq: i64 = head.try_get("seq").map_err(backend_error)?;
+    let hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
+    sqlx::query(STORE_BATCH)
+        .bind(counter_rows(&counters.stored(&hits)))
+        .bind(json_rows(
+            &batch.flows_revoked.keys,
+            &batch.flows_revoked.at,
+            |key, at| json!([hex::encode(key), at]),
+        ))
+        .bind(json_of(batch.flows.iter().map(|row| {
+            let flow = row.flow;
+            let (contact_kind, contact_value) = flow
+                .contact
+                .as_ref()
+                .map(|(kind, value)| (kind.as_str(), value.as_str()))
+                .unzip();
+            json!([
+                uuid(flow.id.0),
+                flow.purpose.as_str(),
+                flow.channel.as_str(),
+                flow.attempts,
+                millis(flow.created_at),
+                millis(flow.expires_at),
+                hex::encode(flow.lookup_key.as_bytes()),
+                flow.client_ip,
+                contact_kind,
+                contact_value,
+                row.revoked_at,
+            ])
+        })))
+        .bind(json_rows(
+            &batch.members_revoked.keys,
+            &batch.members_revoked.at,
+            |(account, purpose), at| json!([uuid(*account), purpose, at]),
+        ))
+        .bind(json_rows(
+            &batch.links_revoked.keys,
+            &batch.links_revoked.at,
+            |account, at| json!([uuid(*account), at]),
+        ))
+        .bind(json_of(batch.members.iter().map(|row| {
+            json!([
+                uuid(row.flow.id.0),
+                uuid(row.account.0),
+                row.flow.purpose.as_str(),
+                row.parcel.recipient,
+                row.parcel
+                    .code_hash
+                    .as_ref()
+                    .map(|hash| hex::encode(hash.as_bytes())),
+                row.revoked_at,
+                row.real,
+            ])
+        })))
+        .bind(json_of(batch.tokens.iter().map(|row| {
+            let token = row.token;
+            json!([
+                hex::encode(token.hash.as_bytes()),
+                token.purpose.as_str(),
+                token.account.map(|id| uuid(id.0)),
+                token.patient.map(|id| uuid(id.0)),
+                token.flow.map(|id| uuid(id.0)),
+                token.attempts,
+                row.at,
+                millis(token.expires_at),
+                row.revoked_at,
+                row.real,
+            ])
+        })))
+        .bind(json_of(batch.messages.iter().map(|row| {
+            let message = row.message;
+            json!([
+                uuid(message.id.0),
+                message.kind.as_str(),
+                message.channel.as_str(),
+                message.recipient,
+                message.language.code(),
+                message.patient_id.map(|id| uuid(id.0)),
+                row.payload,
+                row.at,
+                row.real,
+            ])
+        })))
+        .bind(event_rows(seq, hash, &events))
+        .execute(&mut *connection)
+        .await
+        .map_err(backend_error)?;
     Ok(answers)
 }
 
-/// Adds to `script` the statement that stores counted counters.
-fn store_counters(script: &mut Script<'_, Sqlite>, (keys, starts, counts): &CounterColumns) {
-    let rows: Vec<Value> = keys
-        .iter()
-        .zip(starts)
-        .zip(counts)
-        .map(|((key, start), count)| {
-            Value::from(vec![
-                Value::from(key.as_str()),
-                (*start).into(),
-                (*count).into(),
-            ])
-        })
-        .collect();
-    script
-        .push(
-            "INSERT INTO rate_limits (key, window_start, count) \
-             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
-             ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
-        )
-        .bind(Value::from(rows).to_string());
+/// A batch's writes after its counters are counted, each table once, in one
+/// call, then its audit events and the `COMMIT`. Revocations run before the
+/// inserts, so they reach only the rows stored before the batch (the batch's
+/// own rows come with theirs set); a decoy's rows are dropped by their `real`
+/// guard. Each parameter is a JSON array of rows; a blob travels as hex.
+pub(super) const STORE_BATCH: &str = "\
+    INSERT INTO rate_limits (key, window_start, count) \
+      SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
+      ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count; \
+    UPDATE recovery_flows SET revoked_at = r.value ->> 1 FROM json_each($2) AS r \
+      WHERE lookup_key = unhex(r.value ->> 0) AND finished_at IS NULL AND revoked_at IS NULL; \
+    INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, expires_at, \
+        lookup_key, client_ip, contact_kind, contact_value, revoked_at) \
+      SELECT unhex(value ->> 0), value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+        unhex(value ->> 6), value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
+      FROM json_each($3); \
+    UPDATE recovery_flow_accounts SET revoked_at = r.value ->> 2 FROM json_each($4) AS r \
+      WHERE account_id = unhex(r.value ->> 0) AND revoked_at IS NULL AND purpose = r.value ->> 1; \
+    UPDATE account_tokens SET revoked_at = r.value ->> 1 FROM json_each($5) AS r \
+      WHERE account_id = unhex(r.value ->> 0) AND purpose = 'reset' \
+        AND used_at IS NULL AND revoked_at IS NULL; \
+    INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash, revoked_at) \
+      SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, unhex(value ->> 4), \
+        value ->> 5 \
+      FROM json_each($6) WHERE value ->> 6; \
+    INSERT INTO account_tokens (hash, purpose, account_id, patient_id, flow_id, attempts_left, \
+        created_at, expires_at, revoked_at) \
+      SELECT unhex(value ->> 0), value ->> 1, unhex(value ->> 2), unhex(value ->> 3), \
+        unhex(value ->> 4), value ->> 5, value ->> 6, value ->> 7, value ->> 8 \
+      FROM json_each($7) WHERE value ->> 9; \
+    INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
+        status, attempts, next_attempt_at, created_at, updated_at) \
+      SELECT unhex(value ->> 0), value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+        unhex(value ->> 5), value ->> 6, 'queued', 0, value ->> 7, value ->> 7, value ->> 7 \
+      FROM json_each($8) WHERE value ->> 8; \
+    INSERT INTO audit_events (seq, at, actor_kind, actor_id, action, account_id, patient_id, ip, \
+        outcome, details, prev_hash, hash) \
+      SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4, \
+        unhex(value ->> 5), unhex(value ->> 6), value ->> 7, value ->> 8, value ->> 9, \
+        unhex(value ->> 10), unhex(value ->> 11) \
+      FROM json_each($9); \
+    UPDATE audit_chain_head SET seq = e.value ->> 0, hash = unhex(e.value ->> 11) \
+      FROM (SELECT value FROM json_each($9) ORDER BY key DESC LIMIT 1) AS e WHERE id = 1; \
+    COMMIT";
+
+/// A UUID as the hex of the 16 bytes SQLite stores.
+fn uuid(id: Uuid) -> String {
+    hex::encode(id.as_bytes())
 }
 
-/// A batch's writes as statements, [`RECOVERIES_PER_CALL`] requests a call.
-#[derive(Default)]
-struct Calls<'q> {
-    done: Vec<Script<'q, Sqlite>>,
-    current: Script<'q, Sqlite>,
-    requests: usize,
+/// Rows as one JSON array.
+fn json_of(rows: impl Iterator<Item = Value>) -> String {
+    Value::Array(rows.collect()).to_string()
 }
 
-impl<'q> RecoveryWrites<'q> for Calls<'q> {
-    fn revoke_flows(&mut self, flow: &'q NewRecoveryFlow) {
-        self.current
-            .push(
-                "UPDATE recovery_flows SET revoked_at = $2 WHERE lookup_key = $1 \
-                 AND finished_at IS NULL AND revoked_at IS NULL",
-            )
-            .bind(flow.lookup_key.as_bytes())
-            .bind(millis(flow.created_at));
-    }
+/// Revocations (keys with their times) as one JSON array.
+fn json_rows<K>(keys: &[K], at: &[i64], row: impl Fn(&K, i64) -> Value) -> String {
+    json_of(keys.iter().zip(at).map(|(key, at)| row(key, *at)))
+}
 
-    fn insert_flow(&mut self, flow: &'q NewRecoveryFlow) {
-        self.current
-            .push(
-                "INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, \
-                 expires_at, lookup_key, client_ip, contact_kind, contact_value) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(flow.id.0)
-            .bind(flow.purpose.as_str())
-            .bind(flow.channel.as_str())
-            .bind(i64::from(flow.attempts))
-            .bind(millis(flow.created_at))
-            .bind(millis(flow.expires_at))
-            .bind(flow.lookup_key.as_bytes())
-            .bind(flow.client_ip.as_deref())
-            .bind(flow.contact.as_ref().map(|(kind, _)| kind.as_str()))
-            .bind(flow.contact.as_ref().map(|(_, value)| value.as_str()));
-    }
+/// Counted counters as one JSON array.
+fn counter_rows((keys, starts, counts): &CounterColumns) -> String {
+    json_of(
+        keys.iter()
+            .zip(starts)
+            .zip(counts)
+            .map(|((key, start), count)| json!([key, start, count])),
+    )
+}
 
-    fn revoke_members(&mut self, account: AccountId, purpose: Purpose, at: DateTime<Utc>) {
-        self.current
-            .push(
-                "UPDATE recovery_flow_accounts SET revoked_at = $2 \
-                 WHERE account_id = $1 AND purpose = $3 AND revoked_at IS NULL",
-            )
-            .bind(account.0)
-            .bind(millis(at))
-            .bind(purpose.as_str());
-    }
-
-    fn revoke_reset_links(&mut self, account: AccountId, at: DateTime<Utc>) {
-        self.current
-            .push(
-                "UPDATE account_tokens SET revoked_at = $2 WHERE account_id = $1 \
-                 AND purpose = 'reset' AND used_at IS NULL AND revoked_at IS NULL",
-            )
-            .bind(account.0)
-            .bind(millis(at));
-    }
-
-    fn insert_member(
-        &mut self,
-        flow: &'q NewRecoveryFlow,
-        parcel: &'q FlowParcel,
-        account: AccountId,
-        real: bool,
-    ) {
-        self.current
-            .push(
-                "INSERT INTO recovery_flow_accounts (flow_id, account_id, purpose, recipient, code_hash) \
-                 SELECT $1, $2, $3, $4, $5 WHERE $6",
-            )
-            .bind(flow.id.0)
-            .bind(account.0)
-            .bind(flow.purpose.as_str())
-            .bind(parcel.recipient.as_str())
-            .bind(parcel.code_hash.as_ref().map(|hash| hash.as_bytes()))
-            .bind(real);
-    }
-
-    fn insert_token(&mut self, token: &'q NewToken, at: DateTime<Utc>, real: bool) {
-        SqliteStore::push_token(&mut self.current, token, None, at, real);
-    }
-
-    fn insert_message(
-        &mut self,
-        message: &'q NewMessage,
-        at: DateTime<Utc>,
-        real: bool,
-    ) -> StoreResult<()> {
-        SqliteStore::push_message(&mut self.current, message, at, real)
-    }
-
-    fn request_done(&mut self) {
-        self.requests += 1;
-        if self.requests.is_multiple_of(RECOVERIES_PER_CALL) {
-            let full = std::mem::take(&mut self.current);
-            self.done.push(full);
-        }
-    }
+/// `events` chained after the head `(seq, hash)`, as one JSON array.
+fn event_rows(seq: i64, hash: Vec<u8>, events: &[AuditEvent]) -> String {
+    json_of(chain_after(seq, hash, events).iter().map(|chained| {
+        let event = chained.event;
+        json!([
+            chained.seq,
+            millis(event.at),
+            event.actor.kind(),
+            event.actor.id().map(uuid),
+            event.action.as_str(),
+            event.account_id.map(|id| uuid(id.0)),
+            event.patient_id.map(|id| uuid(id.0)),
+            event.ip,
+            event.outcome.as_str(),
+            chained.details,
+            hex::encode(&chained.prev_hash),
+            hex::encode(&chained.hash),
+        ])
+    }))
 }
