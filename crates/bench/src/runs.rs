@@ -177,10 +177,10 @@ impl Suite {
             let (database, _) = self.database(&engine, BODIES).await?;
             let server = self.serve_settled(&database).await?;
             for connections in [CONNECTIONS, CAPACITY_CONNECTIONS] {
-                let known = self.resets(&server.base, true, connections).await?;
-                let unknown = self.resets(&server.base, false, connections).await?;
+                let (known, known_cpu) = self.resets(&server, true, connections).await?;
+                let (unknown, unknown_cpu) = self.resets(&server, false, connections).await?;
                 rows.push_str(&format!(
-                    "| {} | {connections} | {:.0} | {:.1} / {:.1} ms | {:.0} | {:.1} / {:.1} ms |\n",
+                    "| {} | {connections} | {:.0} | {:.1} / {:.1} ms | {known_cpu:.2} ms | {:.0} | {:.1} / {:.1} ms | {unknown_cpu:.2} ms |\n",
                     engine.name(),
                     known.per_second(),
                     known.p50_ms,
@@ -211,8 +211,8 @@ impl Suite {
         self.report.section(
             "Reset requests (POST /api/v1/recovery)",
             format!(
-                "{} s of wrk per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run. The goal is at {CONNECTIONS} connections; a request answers no sooner than `ANSWER_FLOOR` ({floor} ms), so each connection asks fewer than {per_connection} a second, and the {CAPACITY_CONNECTIONS}-connection rows show what the server takes beyond that.\n\n\
-                 | database | connections | known per second | known p50 / p99 | unknown per second | unknown p50 / p99 |\n|---|---|---|---|---|---|\n{rows}",
+                "{} s of wrk per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run. The goal is at {CONNECTIONS} connections; a request answers no sooner than `ANSWER_FLOOR` ({floor} ms), so each connection asks fewer than {per_connection} a second, and the {CAPACITY_CONNECTIONS}-connection rows show what the server takes beyond that. *CPU* is the server process's CPU time (user and kernel, all threads; the database's too on SQLite) during the row, per request: it moves less than requests per second when the machine's speed varies between runs.\n\n\
+                 | database | connections | known per second | known p50 / p99 | known CPU | unknown per second | unknown p50 / p99 | unknown CPU |\n|---|---|---|---|---|---|---|---|\n{rows}",
                 self.seconds,
                 floor = ANSWER_FLOOR.as_millis(),
                 per_connection = 1000 / ANSWER_FLOOR.as_millis().max(1),
@@ -221,9 +221,23 @@ impl Suite {
         Ok(())
     }
 
-    /// `self.seconds` of reset requests for known or unknown accounts.
-    async fn resets(&self, base: &str, known: bool, connections: u32) -> anyhow::Result<Load> {
-        let load = wrk::run(base, &recoveries(known, BODIES), connections, self.seconds).await?;
+    /// `self.seconds` of reset requests for known or unknown accounts, and
+    /// the server's CPU time per request meanwhile, in milliseconds.
+    async fn resets(
+        &self,
+        server: &Server,
+        known: bool,
+        connections: u32,
+    ) -> anyhow::Result<(Load, f64)> {
+        let cpu_before = server.cpu_time()?;
+        let load = wrk::run(
+            &server.base,
+            &recoveries(known, BODIES),
+            connections,
+            self.seconds,
+        )
+        .await?;
+        let cpu = server.cpu_time()?.saturating_sub(cpu_before);
         check(
             &load,
             if known {
@@ -232,7 +246,8 @@ impl Suite {
                 "unknown recovery"
             },
         )?;
-        Ok(load)
+        let per_request = cpu.as_secs_f64() * 1000.0 / load.requests.max(1) as f64;
+        Ok((load, per_request))
     }
 
     /// The enumeration timing check on each database with the queue only

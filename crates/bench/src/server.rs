@@ -161,6 +161,12 @@ impl Server {
     pub fn memory_mib(&self) -> anyhow::Result<(f64, f64)> {
         memory_mib(self.pid())
     }
+
+    /// CPU time the process has used so far, all its threads, user and
+    /// kernel.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        cpu_time(self.pid())
+    }
 }
 
 impl Drop for Server {
@@ -184,6 +190,32 @@ pub fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Linux reports a process's CPU times in `USER_HZ` ticks, 100 a second on
+/// every architecture (the kernel's own `HZ` may differ; this does not).
+const USER_HZ: u64 = 100;
+
+/// `utime` + `stime` of a process (`/proc/<pid>/stat`, fields 14 and 15).
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let ticks = cpu_ticks(&stat).with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    Ok(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+/// `utime` + `stime` from the text of a `/proc/<pid>/stat`.
+fn cpu_ticks(stat: &str) -> anyhow::Result<u64> {
+    // The command name, in parentheses, may hold spaces and parentheses:
+    // count the fields after the last `)`, the first of them field 3.
+    let (_, after_name) = stat.rsplit_once(')').context("no command name")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |number: usize| -> anyhow::Result<u64> {
+        let value = fields
+            .get(number - 3)
+            .with_context(|| format!("no field {number}"))?;
+        Ok(value.parse()?)
+    };
+    Ok(field(14)? + field(15)?)
+}
+
 /// A `carekey worker` process (the outbox worker alone), stopped when dropped.
 pub struct Worker {
     child: Child,
@@ -203,5 +235,19 @@ impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_ticks;
+
+    #[test]
+    fn cpu_ticks_are_user_and_kernel_counted_after_the_name() {
+        // A name with a space and a parenthesis, as a thread may be named.
+        let stat = "4242 (tokio rt) x) S 1 4242 4242 0 -1 4194560 2071 0 0 0 \
+                    1234 567 0 0 20 0 9 0 8311 1200000000 5000 18446744073709551615";
+        assert_eq!(cpu_ticks(stat).unwrap(), 1234 + 567);
+        assert!(cpu_ticks("4242 (carekey) S 1 2").is_err());
     }
 }
