@@ -211,7 +211,7 @@ impl Suite {
         self.report.section(
             "Reset requests (POST /api/v1/recovery)",
             format!(
-                "{} s of wrk per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run. The goal is at {CONNECTIONS} connections; a request answers no sooner than `ANSWER_FLOOR` ({floor} ms), so each connection asks fewer than {per_connection} a second, and the {CAPACITY_CONNECTIONS}-connection rows show what the server takes beyond that. *CPU* is the server process's CPU time (user and kernel, all threads; the database's too on SQLite) during the row, per request: it moves less than requests per second when the machine's speed varies between runs.\n\n\
+                "{} s of wrk per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run. The goal is at {CONNECTIONS} connections; a request answers no sooner than `ANSWER_FLOOR` ({floor} ms), so each connection asks fewer than {per_connection} a second, and the {CAPACITY_CONNECTIONS}-connection rows show what the server takes beyond that. *CPU* is the server process's CPU time during the row (user and kernel, all its threads: on SQLite the database's work too, on PostgreSQL not) divided by the row's requests.\n\n\
                  | database | connections | known per second | known p50 / p99 | known CPU | unknown per second | unknown p50 / p99 | unknown CPU |\n|---|---|---|---|---|---|---|---|\n{rows}",
                 self.seconds,
                 floor = ANSWER_FLOOR.as_millis(),
