@@ -23,8 +23,8 @@ impl RateLimit {
     }
 
     /// The counter after one more hit at `at`: started afresh, at `at`, once
-    /// its window has passed. (The stores' one-statement upsert counts the
-    /// same way; a batch that reads its counters first counts with this.)
+    /// its window has passed. Every store counts with this: it reads its
+    /// counters under its transaction's lock, counts here, and stores them.
     pub fn count_hit(&self, counter: WindowCount, at: DateTime<Utc>) -> WindowCount {
         if counter.window_start <= at - self.window {
             WindowCount {

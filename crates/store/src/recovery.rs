@@ -57,9 +57,17 @@ impl Counters {
     pub(crate) fn keys_of(jobs: &[Arc<RecoveryStart>]) -> Vec<String> {
         let let_through = vec![None; jobs.len()];
         let destinations = destinations_of(jobs, &let_through);
-        let mut keys: Vec<String> = own_hits(jobs)
+        let own = own_hits(jobs);
+        Self::keys_of_hits(own.iter().chain(&destination_hits(jobs, &destinations)))
+    }
+
+    /// The keys `hits` count, sorted (the order PostgreSQL locks them in, so
+    /// two transactions never wait on each other in a circle), each once.
+    pub(crate) fn keys_of_hits<'h, 'l: 'h>(
+        hits: impl IntoIterator<Item = &'h Hit<'l>>,
+    ) -> Vec<String> {
+        let mut keys: Vec<String> = hits
             .into_iter()
-            .chain(destination_hits(jobs, &destinations))
             .map(|(limit, _)| limit.key.clone())
             .collect();
         keys.sort_unstable();
@@ -469,18 +477,21 @@ macro_rules! impl_recovery_store {
         type Tx<'c> = sqlx::Transaction<'c, $db>;
 
         impl $store {
-            /// Counts every limit (all of them, so each counter stays true), each
-            /// in a single atomic statement, and returns the longest wait among
-            /// those that refuse.
+            /// Counts every limit (all of them, so each counter stays true) with
+            /// the domain's rule, its counters read under the transaction's lock
+            /// and stored back, and returns the longest wait among those that
+            /// refuse.
             async fn hit_all_in(
                 tx: &mut Tx<'_>,
                 limits: &[RateLimit],
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<RetryAfter>> {
                 let hits: Vec<_> = limits.iter().map(|limit| (limit, now)).collect();
-                let mut script = $crate::script::Script::<$db>::new();
-                push_hits(&mut script, &hits);
-                Ok($crate::recovery::longest_wait(waits_of(&hits, script.run(tx).await?)?))
+                let keys = $crate::recovery::Counters::keys_of_hits(&hits);
+                let mut counters = Self::lock_counters(&mut **tx, &keys).await?;
+                let waits = counters.count(&hits);
+                Self::store_counters(&mut **tx, &counters.stored(&hits)).await?;
+                Ok($crate::recovery::longest_wait(waits))
             }
 
             /// Ends every way into the account that is still open: unused
@@ -547,51 +558,6 @@ macro_rules! impl_recovery_store {
                     .bind(millis(token.expires_at))
                     .bind(real);
             }
-        }
-
-        /// Adds to `script` one atomic statement per hit, counting it on its
-        /// fixed-window counter (started afresh once its window has passed).
-        fn push_hits<'q>(
-            script: &mut $crate::script::Script<'q, $db>,
-            hits: &[(&'q RateLimit, DateTime<Utc>)],
-        ) {
-            for (limit, at) in hits {
-                script
-                    .push(
-                        "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1) \
-                         ON CONFLICT (key) DO UPDATE SET \
-                           count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
-                           window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
-                         RETURNING count, window_start",
-                    )
-                    .bind(limit.key.as_str())
-                    .bind(millis(*at))
-                    .bind(millis(*at - limit.window));
-            }
-        }
-
-        /// For each hit, from the rows its statements returned in order, the
-        /// wait when the hit is past its limit.
-        fn waits_of(
-            hits: &[(&RateLimit, DateTime<Utc>)],
-            rows: impl IntoIterator<Item = <$db as sqlx::Database>::Row>,
-        ) -> StoreResult<Vec<Option<chrono::Duration>>> {
-            let rows: Vec<_> = rows.into_iter().collect();
-            if rows.len() != hits.len() {
-                return Err(StoreError::Backend(format!(
-                    "{} rate-limit counters answered for {} hits",
-                    rows.len(),
-                    hits.len()
-                )));
-            }
-            hits.iter()
-                .zip(&rows)
-                .map(|((limit, at), row)| {
-                    let count: i64 = row.try_get("count").map_err(backend_error)?;
-                    let start: i64 = row.try_get("window_start").map_err(backend_error)?;
-                    Ok(limit.retry_after(u32::try_from(count).unwrap_or(u32::MAX), from_millis(start), *at))
-                })
-                .collect()
         }
 
         fn candidate_of(row: &<$db as sqlx::Database>::Row) -> StoreResult<RecoveryCandidate> {

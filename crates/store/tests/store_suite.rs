@@ -73,6 +73,8 @@ on_both_backends!(
     batched_requests_for_one_account_leave_only_the_newest_open,
     batched_requests_with_one_lookup_key_leave_only_the_newest_open,
     thousands_of_messages_queue_in_one_change,
+    rate_limits_refuse_past_the_limit_until_the_window_passes,
+    concurrent_rate_limit_hits_let_exactly_the_limit_through,
 );
 
 fn at() -> chrono::DateTime<Utc> {
@@ -915,4 +917,61 @@ async fn assert_chain_links(store: &Arc<dyn Store>) {
         store.audit_head().await.unwrap(),
         (last.seq, last.hash.clone())
     );
+}
+
+/// A fixed window: the hits past the limit are refused with the wait until
+/// the window that began at the first hit has passed; then it starts over.
+/// Each key counts on its own, and a call counts every key it names.
+async fn rate_limits_refuse_past_the_limit_until_the_window_passes(store: Arc<dyn Store>) {
+    let start = at();
+    let minutes = |n: i64| start + Duration::minutes(n);
+    let address = RateLimit::new("test:ip:192.0.2.1", 3, Duration::minutes(10));
+    let other = RateLimit::new("test:ip:192.0.2.2", 3, Duration::minutes(10));
+    for minute in 0..3 {
+        let hit = store.hit_rate_limits(std::slice::from_ref(&address), minutes(minute));
+        assert_eq!(
+            hit.await.unwrap(),
+            None,
+            "hit {} is within the limit",
+            minute + 1
+        );
+    }
+    let refused = store.hit_rate_limits(std::slice::from_ref(&address), minutes(4));
+    assert_eq!(
+        refused.await.unwrap().map(|wait| wait.0),
+        Some(Duration::minutes(6))
+    );
+
+    let both = [other.clone(), address.clone()];
+    let refused = store.hit_rate_limits(&both, minutes(5)).await.unwrap();
+    assert_eq!(
+        refused.map(|wait| wait.0),
+        Some(Duration::minutes(5)),
+        "the one past its limit refuses"
+    );
+    for minute in [6, 7] {
+        let hit = store.hit_rate_limits(std::slice::from_ref(&other), minutes(minute));
+        assert_eq!(hit.await.unwrap(), None, "the other key has its own count");
+    }
+    let refused = store.hit_rate_limits(std::slice::from_ref(&other), minutes(8));
+    assert!(refused.await.unwrap().is_some(), "and its own limit");
+
+    let again = store.hit_rate_limits(std::slice::from_ref(&address), minutes(10));
+    assert_eq!(again.await.unwrap(), None, "the window has passed");
+}
+
+/// Hits that arrive together are each counted: exactly the limit gets through.
+async fn concurrent_rate_limit_hits_let_exactly_the_limit_through(store: Arc<dyn Store>) {
+    let limit = RateLimit::new("test:ip:198.51.100.7", 10, Duration::hours(1));
+    let hits = (0..25).map(|_| {
+        let store = store.clone();
+        let limit = limit.clone();
+        tokio::spawn(async move { store.hit_rate_limits(&[limit], at()).await.unwrap() })
+    });
+    let answers = futures::future::join_all(hits).await;
+    let let_through = answers
+        .into_iter()
+        .filter(|answer| answer.as_ref().unwrap().is_none())
+        .count();
+    assert_eq!(let_through, 10);
 }

@@ -44,7 +44,7 @@ async fn start_recoveries_on(
     jobs: &[Arc<RecoveryStart>],
 ) -> StoreResult<Vec<Answer>> {
     let mut tx = connection.begin().await.map_err(backend_error)?;
-    let mut counters = lock_counters(&mut tx, &Counters::keys_of(jobs)).await?;
+    let mut counters = PgStore::lock_counters(&mut tx, &Counters::keys_of(jobs)).await?;
     let own = recovery::own_hits(jobs);
     let refusals = recovery::refusals_of(jobs, counters.count(&own));
     let destinations = recovery::destinations_of(jobs, &refusals);
@@ -64,23 +64,54 @@ async fn start_recoveries_on(
     Ok(answers)
 }
 
-/// Locks counters, each in key order (so batches on several instances never
-/// wait on each other in a circle), creating the missing ones at zero (one
-/// never hit); the counters as they stand.
+/// Locks counters, each in key order (so transactions on several instances
+/// never wait on each other in a circle), creating the missing ones at zero
+/// (one never hit); the counters as they stand.
 const LOCK_COUNTERS: &str = "\
     INSERT INTO rate_limits (key, window_start, count) \
     SELECT key, 0, 0 FROM UNNEST($1::text[]) AS k (key) \
     ON CONFLICT (key) DO UPDATE SET count = rate_limits.count \
     RETURNING key, window_start, count";
 
-/// Locks a batch's counters (see [`Counters::keys_of`]), in one round trip.
-async fn lock_counters(tx: &mut PgConnection, keys: &[String]) -> StoreResult<Counters> {
-    let rows = sqlx::query(LOCK_COUNTERS)
-        .bind(keys)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend_error)?;
-    Counters::from_rows(rows)
+/// Stores counted counters (`$1` keys, `$2` window starts, `$3` counts), all
+/// locked and so all present; also the first part of [`STORE_BATCH`].
+macro_rules! store_counters {
+    () => {
+        "UPDATE rate_limits SET window_start = c.window_start, count = c.count \
+         FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c (key, window_start, count) \
+         WHERE rate_limits.key = ANY($1::text[]) AND rate_limits.key = c.key"
+    };
+}
+
+impl PgStore {
+    /// Locks counters (sorted keys, see [`Counters::keys_of_hits`]) until
+    /// the transaction ends, in one round trip.
+    pub(crate) async fn lock_counters(
+        tx: &mut PgConnection,
+        keys: &[String],
+    ) -> StoreResult<Counters> {
+        let rows = sqlx::query(LOCK_COUNTERS)
+            .bind(keys)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        Counters::from_rows(rows)
+    }
+
+    /// Stores counters counted after [`PgStore::lock_counters`].
+    pub(crate) async fn store_counters(
+        tx: &mut PgConnection,
+        (keys, starts, counts): &CounterColumns,
+    ) -> StoreResult<()> {
+        sqlx::query(store_counters!())
+            .bind(keys)
+            .bind(starts)
+            .bind(counts)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
 }
 
 /// Everything a batch writes once its counters are counted, but its audit
@@ -89,11 +120,10 @@ async fn lock_counters(tx: &mut PgConnection, keys: &[String]) -> StoreResult<Co
 /// with theirs set), and a decoy's rows are dropped by their `real` guard.
 /// Each `= ANY(…)` lets the plan go straight to the index entries it needs,
 /// however stale the planner's idea of the table's size.
-const STORE_BATCH: &str = "\
-    WITH counted AS ( \
-      UPDATE rate_limits SET window_start = c.window_start, count = c.count \
-      FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c (key, window_start, count) \
-      WHERE rate_limits.key = ANY($1::text[]) AND rate_limits.key = c.key), \
+const STORE_BATCH: &str = concat!(
+    "WITH counted AS (",
+    store_counters!(),
+    "), \
     flows_revoked AS ( \
       UPDATE recovery_flows f SET revoked_at = r.at \
       FROM UNNEST($4::bytea[], $5::int8[]) AS r (lookup_key, at) \
@@ -133,7 +163,8 @@ const STORE_BATCH: &str = "\
       FROM UNNEST($39::uuid[], $40::text[], $41::text[], $42::text[], $43::text[], $44::uuid[], \
         $45::text[], $46::int8[], $47::bool[]) \
         AS o (id, kind, channel, recipient, language, patient_id, payload, at, real) \
-      WHERE real";
+      WHERE real"
+);
 
 /// A batch's audit events, chained after the head, and the head moved past
 /// them.

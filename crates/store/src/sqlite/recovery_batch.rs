@@ -55,10 +55,7 @@ async fn start_recoveries_on(
     // changes the head or the counters until this batch commits.
     first.push(super::queries::READ_CHAIN_HEAD);
     first
-        .push(
-            "SELECT key, window_start, count FROM rate_limits \
-             WHERE key IN (SELECT value FROM json_each($1))",
-        )
+        .push(READ_COUNTERS)
         .bind(Value::from(Counters::keys_of(jobs)).to_string());
     let mut rows = first.run(connection).await?.into_iter();
     let head = rows
@@ -164,15 +161,58 @@ async fn start_recoveries_on(
     Ok(answers)
 }
 
+/// Counters as stored (`$1`, a JSON array of keys); in a write transaction,
+/// SQLite's one write lock keeps anyone else from changing them until it ends.
+const READ_COUNTERS: &str = "SELECT key, window_start, count FROM rate_limits \
+     WHERE key IN (SELECT value FROM json_each($1))";
+
+/// Stores counted counters (`$1`, a JSON array of `[key, window_start,
+/// count]`); also the first statement of [`STORE_BATCH`].
+macro_rules! store_counters {
+    () => {
+        "INSERT INTO rate_limits (key, window_start, count) \
+         SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
+         ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count"
+    };
+}
+
+impl SqliteStore {
+    /// Reads counters in a write transaction, whose lock keeps them as read
+    /// until it ends.
+    pub(crate) async fn lock_counters(
+        connection: &mut SqliteConnection,
+        keys: &[String],
+    ) -> StoreResult<Counters> {
+        let rows = sqlx::query(READ_COUNTERS)
+            .bind(Value::from(keys).to_string())
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(backend_error)?;
+        Counters::from_rows(rows)
+    }
+
+    /// Stores counters counted after [`SqliteStore::lock_counters`].
+    pub(crate) async fn store_counters(
+        connection: &mut SqliteConnection,
+        counters: &CounterColumns,
+    ) -> StoreResult<()> {
+        sqlx::query(store_counters!())
+            .bind(counter_rows(counters))
+            .execute(&mut *connection)
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+}
+
 /// A batch's writes after its counters are counted, each table once, in one
 /// call, then its audit events and the `COMMIT`. Revocations run before the
 /// inserts, so they reach only the rows stored before the batch (the batch's
 /// own rows come with theirs set); a decoy's rows are dropped by their `real`
 /// guard. Each parameter is a JSON array of rows; a blob travels as hex.
-pub(super) const STORE_BATCH: &str = "\
-    INSERT INTO rate_limits (key, window_start, count) \
-      SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
-      ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count; \
+pub(super) const STORE_BATCH: &str = concat!(
+    store_counters!(),
+    "; \
     UPDATE recovery_flows SET revoked_at = r.value ->> 1 FROM json_each($2) AS r \
       WHERE lookup_key = unhex(r.value ->> 0) AND finished_at IS NULL AND revoked_at IS NULL; \
     INSERT INTO recovery_flows (id, purpose, channel, attempts_left, created_at, expires_at, \
@@ -207,7 +247,8 @@ pub(super) const STORE_BATCH: &str = "\
       FROM json_each($9); \
     UPDATE audit_chain_head SET seq = e.value ->> 0, hash = unhex(e.value ->> 11) \
       FROM (SELECT value FROM json_each($9) ORDER BY key DESC LIMIT 1) AS e WHERE id = 1; \
-    COMMIT";
+    COMMIT"
+);
 
 /// A UUID as the hex of the 16 bytes SQLite stores.
 fn uuid(id: Uuid) -> String {
