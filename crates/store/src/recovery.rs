@@ -135,7 +135,7 @@ impl Counters {
 }
 
 /// Every request's own limits, in order, each hit at its request's time.
-pub(crate) fn own_hits(jobs: &[Arc<RecoveryStart>]) -> Vec<Hit<'_>> {
+fn own_hits(jobs: &[Arc<RecoveryStart>]) -> Vec<Hit<'_>> {
     jobs.iter()
         .flat_map(|job| job.limits.iter().map(|limit| (limit, job.flow.created_at)))
         .collect()
@@ -143,7 +143,7 @@ pub(crate) fn own_hits(jobs: &[Arc<RecoveryStart>]) -> Vec<Hit<'_>> {
 
 /// For each request, the longest wait among its own limits that refuse
 /// (`own_waits` in the order of [`own_hits`]).
-pub(crate) fn refusals_of(
+fn refusals_of(
     jobs: &[Arc<RecoveryStart>],
     own_waits: Vec<Option<chrono::Duration>>,
 ) -> Vec<Option<RetryAfter>> {
@@ -155,7 +155,7 @@ pub(crate) fn refusals_of(
 
 /// For each request its own limits let through, the counter of each
 /// destination it would send to, in order; none for a refused one.
-pub(crate) fn destinations_of(
+fn destinations_of(
     jobs: &[Arc<RecoveryStart>],
     refusals: &[Option<RetryAfter>],
 ) -> Vec<Vec<RateLimit>> {
@@ -178,7 +178,7 @@ pub(crate) fn destinations_of(
 }
 
 /// Each destination hit, in order, at its request's time.
-pub(crate) fn destination_hits<'j>(
+fn destination_hits<'j>(
     jobs: &[Arc<RecoveryStart>],
     destinations: &'j [Vec<RateLimit>],
 ) -> Vec<(&'j RateLimit, DateTime<Utc>)> {
@@ -195,12 +195,48 @@ pub(crate) fn longest_wait(
     waits.into_iter().flatten().max().map(RetryAfter)
 }
 
+/// What a batch stores, worked out from its counters as read under its lock:
+/// the rows, each request's answer, the audit events to append, and the
+/// counters it counted, as they are to be stored.
+pub(crate) struct PlannedBatch<'q> {
+    pub rows: Rows<'q>,
+    pub answers: Vec<Answer>,
+    pub events: Vec<AuditEvent>,
+    pub counters: CounterColumns,
+}
+
+/// Counts a batch's hits in the order one request at a time would make them
+/// (every request's own limits first, then the destinations of those let
+/// through) and gathers its rows. A request's own keys (`recovery:ip:`,
+/// `recovery:email:`, …) never meet a destination's (`recovery:to:`), so
+/// each counter ends where one request at a time would leave it.
+pub(crate) fn plan_batch(
+    jobs: &[Arc<RecoveryStart>],
+    mut counters: Counters,
+) -> StoreResult<PlannedBatch<'_>> {
+    let own = own_hits(jobs);
+    let refusals = refusals_of(jobs, counters.count(&own));
+    let destinations = destinations_of(jobs, &refusals);
+    let mut hits = destination_hits(jobs, &destinations);
+    let destination_waits = counters.count(&hits);
+    let mut rows = Rows::default();
+    let (answers, events) =
+        write_batch(&mut rows, jobs, refusals, &destinations, destination_waits)?;
+    hits.extend(&own);
+    Ok(PlannedBatch {
+        rows,
+        answers,
+        events,
+        counters: counters.stored(&hits),
+    })
+}
+
 /// A batch's writes once its counters are counted, request by request in
 /// order: a refused request leaves only its audit event; one let through
 /// writes its flow and each destination its limit let through
 /// (`destination_waits` in the order of [`destination_hits`]). The answers,
 /// and the audit events to append.
-pub(crate) fn write_batch<'q>(
+fn write_batch<'q>(
     writes: &mut Rows<'q>,
     jobs: &'q [Arc<RecoveryStart>],
     refusals: Vec<Option<RetryAfter>>,

@@ -26,9 +26,8 @@ use sqlx::{Acquire, PgConnection, Postgres, Row};
 use std::sync::Arc;
 
 impl PgStore {
-    /// Stores the recovery requests of one batch in one transaction, in the
-    /// order they came: first every request's own limits, then the
-    /// destinations of those let through, then each request's writes.
+    /// Stores the recovery requests of one batch in one transaction, as
+    /// [`recovery::plan_batch`] counts and gathers them.
     pub(crate) async fn start_recoveries(
         mut connection: PoolConnection<Postgres>,
         jobs: Vec<Arc<RecoveryStart>>,
@@ -44,24 +43,16 @@ async fn start_recoveries_on(
     jobs: &[Arc<RecoveryStart>],
 ) -> StoreResult<Vec<Answer>> {
     let mut tx = connection.begin().await.map_err(backend_error)?;
-    let mut counters = PgStore::lock_counters(&mut tx, &Counters::keys_of(jobs)).await?;
-    let own = recovery::own_hits(jobs);
-    let refusals = recovery::refusals_of(jobs, counters.count(&own));
-    let destinations = recovery::destinations_of(jobs, &refusals);
-    let mut hits = recovery::destination_hits(jobs, &destinations);
-    let destination_waits = counters.count(&hits);
-    let mut rows = Rows::default();
-    let (answers, events) =
-        recovery::write_batch(&mut rows, jobs, refusals, &destinations, destination_waits)?;
-    hits.extend(&own);
-    store_rows(&mut tx, &rows, &counters.stored(&hits)).await?;
+    let counters = PgStore::lock_counters(&mut tx, &Counters::keys_of(jobs)).await?;
+    let batch = recovery::plan_batch(jobs, counters)?;
+    store_rows(&mut tx, &batch.rows, &batch.counters).await?;
     let head = sqlx::query(super::queries::READ_CHAIN_HEAD)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend_error)?;
-    append_events(&mut tx, &head, &events).await?;
+    append_events(&mut tx, &head, &batch.events).await?;
     tx.commit().await.map_err(backend_error)?;
-    Ok(answers)
+    Ok(batch.answers)
 }
 
 /// Locks counters, each in key order (so transactions on several instances

@@ -9,7 +9,7 @@
 
 use super::SqliteStore;
 use crate::backend_error;
-use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, Rows};
+use crate::recovery::{self, Answer, CounterColumns, Counters, PlannedBatch, RecoveryStart};
 use crate::script::Script;
 use crate::shared::{chain_after, millis};
 use carekey_domain::audit::AuditEvent;
@@ -21,12 +21,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 impl SqliteStore {
-    /// Stores the recovery requests of one batch in one transaction, in the
-    /// order they came: first every request's own limits, then the
-    /// destinations of those let through, then each request's writes. Each
-    /// counter ends with the value, hit by hit, that one request at a time
-    /// would give it: a request's own keys (`recovery:ip:`, `recovery:email:`,
-    /// …) never meet a destination's (`recovery:to:`).
+    /// Stores the recovery requests of one batch in one transaction, as
+    /// [`recovery::plan_batch`] counts and gathers them.
     pub(crate) async fn start_recoveries(
         mut connection: PoolConnection<Sqlite>,
         jobs: Vec<Arc<RecoveryStart>>,
@@ -61,20 +57,16 @@ async fn start_recoveries_on(
     let head = rows
         .next()
         .ok_or_else(|| StoreError::Backend("the audit chain has no head".into()))?;
-    let mut counters = Counters::from_rows(rows)?;
-    let own = recovery::own_hits(jobs);
-    let refusals = recovery::refusals_of(jobs, counters.count(&own));
-    let destinations = recovery::destinations_of(jobs, &refusals);
-    let mut hits = recovery::destination_hits(jobs, &destinations);
-    let destination_waits = counters.count(&hits);
-    hits.extend(&own);
-    let mut batch = Rows::default();
-    let (answers, events) =
-        recovery::write_batch(&mut batch, jobs, refusals, &destinations, destination_waits)?;
+    let PlannedBatch {
+        rows: batch,
+        answers,
+        events,
+        counters,
+    } = recovery::plan_batch(jobs, Counters::from_rows(rows)?)?;
     let seq: i64 = head.try_get("seq").map_err(backend_error)?;
     let hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
     sqlx::query(STORE_BATCH)
-        .bind(counter_rows(&counters.stored(&hits)))
+        .bind(counter_rows(&counters))
         .bind(json_rows(
             &batch.flows_revoked.keys,
             &batch.flows_revoked.at,
