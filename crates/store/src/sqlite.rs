@@ -234,11 +234,6 @@ mod tests {
             ),
             (
                 "UPDATE recovery_flow_accounts SET revoked_at = 1 \
-                 WHERE account_id = x'01' AND purpose = 'password' AND revoked_at IS NULL",
-                "recovery_flow_accounts_by_account (account_id=? AND revoked_at=? AND purpose=?)",
-            ),
-            (
-                "UPDATE recovery_flow_accounts SET revoked_at = 1 \
                  WHERE account_id = x'01' AND revoked_at IS NULL",
                 "recovery_flow_accounts_by_account (account_id=? AND revoked_at=?)",
             ),
