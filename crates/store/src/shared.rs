@@ -80,12 +80,40 @@ pub(crate) fn chain_after(
 pub(crate) const LOCK_COLUMNS: &str =
     "failed_attempts, failure_window_started_at, locked_until, lock_held, consecutive_lockouts";
 
+pub(crate) const MESSAGE_COLUMNS: &str = "id, kind, channel, recipient, language, patient_id, \
+    payload, status, attempts, next_attempt_at, last_error, provider_id, created_at, updated_at";
+
+/// Leases up to `$4` messages, the longest waiting first, to owner `$3` until
+/// `$2`: those due by `$1` and those whose lease lapsed by then. Each kind is
+/// read in order from `outbox_due` and stops at the limit, so a claim costs
+/// the same behind a backlog of a hundred thousand as of ten (one `OR` of
+/// the two read and sorted every due message). `skip_locked` is PostgreSQL's
+/// `FOR UPDATE SKIP LOCKED`, so workers never wait on each other's rows.
+pub(crate) fn claim_messages_sql(skip_locked: &str) -> String {
+    format!(
+        "WITH due AS (SELECT id, next_attempt_at FROM outbox_messages \
+           WHERE status = 'queued' AND next_attempt_at <= $1 \
+           ORDER BY next_attempt_at LIMIT $4{skip_locked}), \
+         lapsed AS (SELECT id, next_attempt_at FROM outbox_messages \
+           WHERE status = 'sending' AND lease_until <= $1 \
+           ORDER BY next_attempt_at LIMIT $4{skip_locked}), \
+         taken AS (SELECT * FROM due UNION ALL SELECT * FROM lapsed \
+           ORDER BY next_attempt_at LIMIT $4) \
+         UPDATE outbox_messages SET status = 'sending', lease_until = $2, lease_owner = $3, \
+           attempts = attempts + 1, updated_at = $1 \
+         WHERE id IN (SELECT id FROM taken) \
+         RETURNING {MESSAGE_COLUMNS}"
+    )
+}
+
 macro_rules! impl_store {
     ($store:ident, $db:ident, for_update = $for_update:literal, skip_locked = $skip_locked:literal) => {
       mod queries {
         use super::{$store, $db};
         use carekey_domain::ports::{StoreError, StoreResult};
-        use $crate::shared::{from_millis, lock_state, millis, LOCK_COLUMNS};
+        use $crate::shared::{
+            claim_messages_sql, from_millis, lock_state, millis, LOCK_COLUMNS, MESSAGE_COLUMNS,
+        };
         use $crate::{backend_error, conflict_or_backend};
         use async_trait::async_trait;
         use carekey_domain::audit::{AuditAction, AuditEvent, Outcome, Actor};
@@ -269,9 +297,6 @@ macro_rules! impl_store {
             }
         }
 
-        const MESSAGE_COLUMNS: &str = "id, kind, channel, recipient, language, patient_id, payload, status, \
-            attempts, next_attempt_at, last_error, provider_id, created_at, updated_at";
-
         impl $store {
             /// Queues messages inside `tx`, so they exist exactly when the change does.
             pub(crate) async fn insert_messages_in(tx: &mut Tx<'_>, messages: &[NewMessage], now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
@@ -350,17 +375,8 @@ macro_rules! impl_store {
                 owner: Uuid,
                 limit: u32,
             ) -> StoreResult<Vec<MessageRecord>> {
-                let sql = format!(
-                    "UPDATE outbox_messages SET status = 'sending', lease_until = $2, lease_owner = $3, \
-                     attempts = attempts + 1, updated_at = $1 \
-                     WHERE id IN (SELECT id FROM outbox_messages \
-                       WHERE (status = 'queued' AND next_attempt_at <= $1) \
-                          OR (status = 'sending' AND lease_until <= $1) \
-                       ORDER BY next_attempt_at LIMIT $4{}) \
-                     RETURNING {MESSAGE_COLUMNS}",
-                    $skip_locked
-                );
-                let mut tx = self.begin_write().await?;
+                let sql = claim_messages_sql($skip_locked);
+                let mut tx = self.begin_by_index().await?;
                 let rows = sqlx::query(&sql)
                     .bind(millis(now))
                     .bind(millis(lease_until))

@@ -859,18 +859,10 @@ async fn on_postgres_a_recovery_batch_waiting_on_an_account_does_not_hold_the_au
     assert_chain_links(&store).await;
 }
 
-/// A recovery batch reaches every row it touches by key, however small the
-/// tables and whatever the planner's statistics: a plan that scans a whole
-/// table costs more with every request stored. Forty requests for five
-/// accounts (so later ones revoke earlier ones) run on a fresh database, and
-/// PostgreSQL's own counters then show no table was read end to end. One
-/// pooled connection serves the store and the test, so the counters the
-/// batches left can be flushed and read from it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn on_postgres_a_recovery_batch_never_scans_a_whole_table() {
-    let Some(url) = fresh_postgres_url("store suite").await else {
-        return;
-    };
+/// A PostgreSQL store on one pooled connection, shared by the store and the
+/// test, so the read counters its statements leave can be flushed and read.
+async fn postgres_on_one_connection() -> Option<(Arc<dyn Store>, sqlx::PgPool)> {
+    let url = fresh_postgres_url("store suite").await?;
     let options = StoreOptions {
         max_connections: 1,
         ..StoreOptions::default()
@@ -879,38 +871,59 @@ async fn on_postgres_a_recovery_batch_never_scans_a_whole_table() {
         .await
         .unwrap();
     let pool = postgres.pool().clone();
-    let store: Arc<dyn Store> = Arc::new(postgres);
+    Some((Arc::new(postgres), pool))
+}
+
+/// PostgreSQL's counters for `tables` so far: whole-table scans, and rows
+/// read through an index.
+async fn table_reads(pool: &sqlx::PgPool, tables: &[&str]) -> Vec<(String, i64, i64)> {
+    let mut connection = pool.acquire().await.unwrap();
+    // The counters this connection's backend still holds go out when it next
+    // waits for a query; the following query's snapshot sees them.
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    let reads = sqlx::query_as::<_, (String, i64, i64)>(
+        "SELECT relname::text, seq_scan, coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables \
+         WHERE relname = ANY($1) ORDER BY relname",
+    )
+    .bind(tables)
+    .fetch_all(&mut *connection)
+    .await
+    .unwrap();
+    assert_eq!(reads.len(), tables.len(), "{reads:?}");
+    reads
+}
+
+/// A recovery batch reaches every row it touches by key, however small the
+/// tables and whatever the planner's statistics: a plan that scans a whole
+/// table costs more with every request stored. Forty requests for five
+/// accounts (so later ones revoke earlier ones) run on a fresh database, and
+/// PostgreSQL's own counters then show no table was read end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_a_recovery_batch_never_scans_a_whole_table() {
+    let Some((store, pool)) = postgres_on_one_connection().await else {
+        return;
+    };
     let mut accounts = Vec::new();
     for n in 0..5 {
-        accounts.push(
-            patient_with_account(
-                &store,
-                &format!("MRN-SCAN-{n}"),
-                &format!("scan{n}"),
-                "ruth@example.com",
-            )
-            .await,
-        );
+        let (mrn, username) = (format!("MRN-SCAN-{n}"), format!("scan{n}"));
+        accounts.push(patient_with_account(&store, &mrn, &username, "ruth@example.com").await);
     }
-    let whole_table_reads = |pool: sqlx::PgPool| async move {
-        let mut connection = pool.acquire().await.unwrap();
-        // The counters this connection's backend still holds go out when it
-        // next waits for a query; the following query's snapshot sees them.
-        sqlx::query("SELECT pg_stat_force_next_flush()")
-            .execute(&mut *connection)
-            .await
-            .unwrap();
-        sqlx::query_as::<_, (String, i64)>(
-            "SELECT relname::text, seq_scan FROM pg_stat_user_tables \
-             WHERE relname IN \
-                 ('rate_limits', 'recovery_flows', 'recovery_flow_accounts', 'account_tokens') \
-             ORDER BY relname",
-        )
-        .fetch_all(&mut *connection)
-        .await
-        .unwrap()
+    let tables = [
+        "account_tokens",
+        "rate_limits",
+        "recovery_flow_accounts",
+        "recovery_flows",
+    ];
+    let scans = |reads: Vec<(String, i64, i64)>| -> Vec<(String, i64)> {
+        reads
+            .into_iter()
+            .map(|(table, scans, _)| (table, scans))
+            .collect()
     };
-    let before = whole_table_reads(pool.clone()).await;
+    let before = scans(table_reads(&pool, &tables).await);
     let requests = (0..40).map(|n| {
         let store = store.clone();
         let (patient, account) = accounts[n % accounts.len()];
@@ -926,10 +939,35 @@ async fn on_postgres_a_recovery_batch_never_scans_a_whole_table() {
     for request in futures::future::join_all(requests).await {
         request.unwrap();
     }
-    let after = whole_table_reads(pool).await;
-    assert_eq!(before.len(), 4, "{before:?}");
+    let after = scans(table_reads(&pool, &tables).await);
     assert_eq!(after, before, "tables read end to end by the batches");
     assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 40);
+}
+
+/// The outbox worker's claim reads what it takes, not the whole backlog:
+/// behind 2,000 due messages a claim of 10 reads a few dozen rows at most.
+/// (One `OR` of due and lapsed messages read and sorted all 2,000 each time.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_a_claim_reads_what_it_takes_not_the_backlog() {
+    let Some((store, pool)) = postgres_on_one_connection().await else {
+        return;
+    };
+    let backlog: Vec<_> = (0..2_000).map(message).collect();
+    store.enqueue_messages(&backlog, at()).await.unwrap();
+    let before = table_reads(&pool, &["outbox_messages"]).await;
+    let claimed = store
+        .claim_messages(at(), at() + Duration::minutes(1), uuid::Uuid::new_v4(), 10)
+        .await
+        .unwrap();
+    let after = table_reads(&pool, &["outbox_messages"]).await;
+    assert_eq!(claimed.len(), 10);
+    let first: Vec<_> = backlog[..10].iter().map(|m| m.id).collect();
+    let mut taken: Vec<_> = claimed.iter().map(|m| m.id).collect();
+    taken.sort_by_key(|id| first.iter().position(|f| f == id));
+    assert_eq!(taken, first, "the longest waiting are taken first");
+    let (scans, rows) = (after[0].1 - before[0].1, after[0].2 - before[0].2);
+    assert_eq!(scans, 0, "the claim scanned the table");
+    assert!(rows <= 40, "the claim read {rows} rows to take 10");
 }
 
 /// Requests with the same identifiers replace each other even when they

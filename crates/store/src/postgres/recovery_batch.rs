@@ -43,7 +43,7 @@ async fn start_recoveries_on(
     jobs: &[Arc<RecoveryStart>],
 ) -> StoreResult<Vec<Answer>> {
     let mut tx = connection
-        .begin_with(BEGIN_BATCH)
+        .begin_with(super::BEGIN_BY_INDEX)
         .await
         .map_err(backend_error)?;
     let counters = PgStore::lock_counters(&mut tx, &Counters::keys_of(jobs)).await?;
@@ -57,14 +57,6 @@ async fn start_recoveries_on(
     tx.commit().await.map_err(backend_error)?;
     Ok(batch.answers)
 }
-
-/// Every statement of a batch reaches its rows by key, a handful of rows in
-/// tables that only grow; a scan of a whole table is never the right plan.
-/// The planner picks one anyway while statistics are missing or stale (a new
-/// database, or tables grown since autovacuum last analysed them): in the
-/// benchmark each of the batch's revocations and its counters read their
-/// tables end to end, 2 to 6 ms a batch apiece, and bounded throughput.
-const BEGIN_BATCH: &str = "BEGIN; SET LOCAL enable_seqscan = off";
 
 /// Locks counters, each in key order (so transactions on several instances
 /// never wait on each other in a circle), creating the missing ones at zero
