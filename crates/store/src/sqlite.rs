@@ -311,4 +311,38 @@ mod tests {
             );
         }
     }
+
+    /// The outbox claim reads due messages inside the subquery that stops at
+    /// its limit (`due`), so a claim reads what it
+    /// takes, not the whole queue; the claim it replaced searched the same
+    /// index under a `MULTI-INDEX OR` and sorted every due message.
+    #[tokio::test]
+    async fn the_outbox_claim_stops_reading_at_its_limit() {
+        let folder = tempfile::tempdir().unwrap();
+        let url = crate::testing::fresh_sqlite_url(folder.path());
+        let store = SqliteStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let claim = crate::shared::claim_messages_sql("");
+        let steps: Vec<(i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {claim}"))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, parent, _, detail): (i64, i64, i64, String)| (id, parent, detail))
+            .collect();
+        let parent_of = |detail: &str| {
+            let (_, parent, _) = steps.iter().find(|(_, _, d)| d == detail)?;
+            steps
+                .iter()
+                .find(|(id, _, _)| id == parent)
+                .map(|(_, _, d)| d.as_str())
+        };
+        let due = "SEARCH outbox_messages USING INDEX outbox_due (status=? AND next_attempt_at<?)";
+        // `MATERIALIZE due` or `CO-ROUTINE due`, as SQLite's version chooses.
+        assert!(
+            parent_of(due).is_some_and(|parent| parent.ends_with(" due")),
+            "due messages read outside the limited subquery: {steps:?}"
+        );
+    }
 }
