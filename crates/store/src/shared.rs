@@ -80,6 +80,7 @@ pub(crate) fn chain_after(
 pub(crate) const LOCK_COLUMNS: &str =
     "failed_attempts, failure_window_started_at, locked_until, lock_held, consecutive_lockouts";
 
+/// An outbox message's columns, as `message_of` reads them.
 pub(crate) const MESSAGE_COLUMNS: &str = "id, kind, channel, recipient, language, patient_id, \
     payload, status, attempts, next_attempt_at, last_error, provider_id, created_at, updated_at";
 

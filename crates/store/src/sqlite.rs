@@ -313,9 +313,9 @@ mod tests {
     }
 
     /// The outbox claim reads due messages inside the subquery that stops at
-    /// its limit (`due`), so a claim reads what it
-    /// takes, not the whole queue; the claim it replaced searched the same
-    /// index under a `MULTI-INDEX OR` and sorted every due message.
+    /// its limit (`due`), so a claim reads what it takes, not the whole
+    /// queue; the claim it replaced searched the same index under a
+    /// `MULTI-INDEX OR` and sorted every due message.
     #[tokio::test]
     async fn the_outbox_claim_stops_reading_at_its_limit() {
         let folder = tempfile::tempdir().unwrap();

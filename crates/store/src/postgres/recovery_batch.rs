@@ -112,8 +112,9 @@ impl PgStore {
 /// events, in one statement. Each part reads the arrays it is given: revocations reach the
 /// rows stored before this statement only (the batch's own new rows come
 /// with theirs set), and a decoy's rows are dropped by their `real` guard.
-/// Each `= ANY(…)` lets the plan go straight to the index entries it needs,
-/// however stale the planner's idea of the table's size.
+/// Each `= ANY(…)` gives the plan an index condition to reach the rows by
+/// (the batch's transaction allows no other way in, see
+/// [`super::BEGIN_BY_INDEX`]).
 const STORE_BATCH: &str = concat!(
     "WITH counted AS (",
     store_counters!(),
