@@ -2,8 +2,8 @@
 //! through one writer connection (`BEGIN IMMEDIATE` transactions), so writers
 //! queue in order in the process instead of sleeping on SQLite's busy handler.
 //! The WAL is checkpointed by a background task ten times a second rather than by
-//! whichever commit happens to cross the threshold, so no request waits on
-//! the checkpoint's fsync.
+//! whichever commit happens to cross the threshold, so requests wait on no
+//! more than the tail of a copy; see [`checkpoint_regularly`].
 
 mod recovery_batch;
 
@@ -49,9 +49,8 @@ const WRITER_STATEMENTS: usize = 256;
 /// How often the background task moves the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// What the WAL file is cut back to when it starts over. While lookups never
-/// all pause SQLite cannot start it over, and it grows (by about 100 MB a
-/// second in the reset benchmark); afterwards it keeps at most this much.
+/// What the WAL file is cut back to when it starts over. One large
+/// transaction, which no checkpoint can split, can grow it past this.
 const WAL_KEPT_BYTES: u64 = 64 * 1024 * 1024;
 
 impl SqliteStore {
@@ -66,7 +65,11 @@ impl SqliteStore {
             // Checkpoints are the background task's job, not a commit's.
             .pragma("wal_autocheckpoint", "0")
             // A WAL grown large under load is cut back when it next starts over.
-            .pragma("journal_size_limit", WAL_KEPT_BYTES.to_string());
+            .pragma("journal_size_limit", WAL_KEPT_BYTES.to_string())
+            // A statement's undo journal stays in memory: by default SQLite
+            // spills one over 64 KiB into a new temporary file, which a
+            // recovery batch's updates did in every other transaction.
+            .pragma("temp_store", "memory");
         if let Some(folder) = connect.get_filename().parent().filter(|_| options.migrate) {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder).map_err(|e| {
@@ -96,7 +99,7 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
+        let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone(), writer.clone()));
         let recovery_starts = Arc::new(GroupCommit::spawn(writer.clone(), Self::start_recoveries));
         Ok(Self {
             pool,
@@ -124,10 +127,17 @@ impl SqliteStore {
     }
 }
 
-/// Copies committed pages from the WAL into the database file without
-/// blocking readers or the writer (`PASSIVE`); the WAL starts over once
-/// everything in it is copied and no reader still needs it.
-async fn checkpoint_regularly(pool: SqlitePool) {
+/// Copies committed pages from the WAL into the database file, in two steps.
+/// First on a reader's connection, which blocks nobody (`PASSIVE`): the bulk
+/// of the copy and both of its fsyncs. Then on the writer's connection,
+/// between two write transactions: the pages committed meanwhile. While
+/// writes keep coming, only a copy made between two of them can be complete
+/// when the next one begins, and only then does SQLite start the WAL over,
+/// writing into file pages it has already written. A WAL that never starts
+/// over grows by every page every commit writes (by some 100 MB a second in
+/// the reset benchmark), and each of those writes extends the file, for which
+/// the kernel finds new blocks and zeroes new pages.
+async fn checkpoint_regularly(pool: SqlitePool, writer: SqlitePool) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -135,11 +145,13 @@ async fn checkpoint_regularly(pool: SqlitePool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(%error, "WAL checkpoint failed");
+        for connection in [&pool, &writer] {
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(connection)
+                .await
+            {
+                tracing::warn!(%error, "WAL checkpoint failed");
+            }
         }
     }
 }
@@ -154,17 +166,23 @@ mod tests {
     use crate::StoreOptions;
     use sqlx::Row;
 
+    /// A new store in a folder of its own, kept while the folder lives.
+    async fn fresh_store() -> (tempfile::TempDir, SqliteStore) {
+        let folder = tempfile::tempdir().unwrap();
+        let url = crate::testing::fresh_sqlite_url(folder.path());
+        let store = SqliteStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        (folder, store)
+    }
+
     /// A WAL that grew past the limit (here in one large transaction, which
     /// no checkpoint can split) is cut back once it has been copied and the
     /// next write starts it over, rather than keeping its size on disk.
     #[tokio::test]
     async fn a_grown_wal_is_cut_back_when_it_starts_over() {
         const BLOB: u64 = 1024 * 1024;
-        let folder = tempfile::tempdir().unwrap();
-        let url = crate::testing::fresh_sqlite_url(folder.path());
-        let store = SqliteStore::connect(&url, &StoreOptions::default())
-            .await
-            .unwrap();
+        let (folder, store) = fresh_store().await;
         sqlx::query("CREATE TABLE filler (data BLOB NOT NULL)")
             .execute(&store.writer)
             .await
@@ -207,17 +225,77 @@ mod tests {
         );
     }
 
+    /// The WAL header's checkpoint sequence, which SQLite counts up each time
+    /// it starts the WAL over.
+    fn wal_restarts(folder: &std::path::Path) -> u32 {
+        let header = std::fs::read(folder.join("carekey.db-wal")).unwrap_or_default();
+        header
+            .get(12..16)
+            .map_or(0, |field| u32::from_be_bytes(field.try_into().unwrap()))
+    }
+
+    /// While one write follows another with no pause, the background task
+    /// still brings the WAL to the point where SQLite starts it over, so
+    /// writes land in file pages already written rather than growing the
+    /// file without end.
+    #[tokio::test]
+    async fn the_wal_starts_over_while_writes_never_pause() {
+        let (folder, store) = fresh_store().await;
+        sqlx::query("CREATE TABLE filler (data BLOB NOT NULL)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let writer = store.writer.clone();
+        let writing = tokio::spawn(async move {
+            loop {
+                sqlx::query("INSERT INTO filler (data) VALUES (randomblob(3000))")
+                    .execute(&writer)
+                    .await
+                    .unwrap();
+            }
+        });
+        let before = wal_restarts(folder.path());
+        // Ten checkpoints a second: five seconds is fifty chances.
+        let mut restarts = 0;
+        for _ in 0..250 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            restarts = wal_restarts(folder.path()).wrapping_sub(before);
+            if restarts >= 3 {
+                break;
+            }
+        }
+        writing.abort();
+        let written: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert!(
+            restarts >= 3,
+            "the WAL started over {restarts} times in {written} writes"
+        );
+    }
+
+    /// Statement journals (a multi-row update's undo record) stay in memory
+    /// on every connection instead of spilling into temporary files.
+    #[tokio::test]
+    async fn statement_journals_stay_in_memory() {
+        let (_folder, store) = fresh_store().await;
+        for pool in [&store.writer, &store.pool] {
+            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(temp_store, 2, "temp_store is not MEMORY");
+        }
+    }
+
     /// The lookups a reset request, a finished reset, an enrollment, the staff
     /// console and a delivery receipt make on tokens, flow members and
     /// messages each search an index
     /// (by the whole key they give) rather than scan a table that only grows.
     #[tokio::test]
     async fn token_and_member_lookups_search_an_index() {
-        let folder = tempfile::tempdir().unwrap();
-        let url = crate::testing::fresh_sqlite_url(folder.path());
-        let store = SqliteStore::connect(&url, &StoreOptions::default())
-            .await
-            .unwrap();
+        let (_folder, store) = fresh_store().await;
         let lookups = [
             (
                 "UPDATE account_tokens SET revoked_at = 1 WHERE account_id = x'01' \
@@ -318,11 +396,7 @@ mod tests {
     /// `MULTI-INDEX OR` and sorted every due message.
     #[tokio::test]
     async fn the_outbox_claim_stops_reading_at_its_limit() {
-        let folder = tempfile::tempdir().unwrap();
-        let url = crate::testing::fresh_sqlite_url(folder.path());
-        let store = SqliteStore::connect(&url, &StoreOptions::default())
-            .await
-            .unwrap();
+        let (_folder, store) = fresh_store().await;
         let claim = crate::shared::claim_messages_sql("");
         let steps: Vec<(i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {claim}"))
             .fetch_all(&store.pool)
