@@ -4,6 +4,7 @@
 mod recovery_batch;
 
 use crate::group_commit::GroupCommit;
+use crate::policy_cache::PolicyCache;
 use crate::recovery::RecoveryStarts;
 use crate::{backend_error, StoreOptions};
 use carekey_domain::ports::{StoreError, StoreResult};
@@ -19,6 +20,8 @@ pub struct PgStore {
     writer: PgPool,
     /// Recovery requests, written in shared transactions.
     pub(crate) recovery_starts: Arc<RecoveryStarts>,
+    /// The organisation's policy as last read.
+    pub(crate) policy: Arc<PolicyCache>,
 }
 
 impl PgStore {
@@ -39,6 +42,7 @@ impl PgStore {
             writer: pool.clone(),
             pool,
             recovery_starts,
+            policy: Arc::default(),
         })
     }
 

@@ -520,17 +520,25 @@ macro_rules! impl_store {
 
         #[async_trait]
         impl PolicyStore for $store {
+            /// Read from the database at most once per
+            /// [`crate::policy_cache::FRESH_FOR`].
             async fn load_policy(&self) -> StoreResult<Policy> {
+                let ticket = match self.policy.fresh() {
+                    Ok(policy) => return Ok(policy),
+                    Err(ticket) => ticket,
+                };
                 let document: Option<String> =
                     sqlx::query_scalar("SELECT document FROM org_policy WHERE id = 1")
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(backend_error)?;
-                match document {
+                let policy = match document {
                     Some(text) => serde_json::from_str(&text)
-                        .map_err(|e| StoreError::Backend(format!("stored policy is unreadable: {e}"))),
-                    None => Ok(Policy::default()),
-                }
+                        .map_err(|e| StoreError::Backend(format!("stored policy is unreadable: {e}")))?,
+                    None => Policy::default(),
+                };
+                self.policy.read(ticket, &policy);
+                Ok(policy)
             }
 
             async fn save_policy(&self, policy: &Policy, audit: AuditEvent) -> StoreResult<()> {
@@ -547,7 +555,9 @@ macro_rules! impl_store {
                 .await
                 .map_err(backend_error)?;
                 Self::append_in(&mut tx, &audit).await?;
-                Self::commit(tx).await
+                Self::commit(tx).await?;
+                self.policy.saved(policy);
+                Ok(())
             }
         }
 

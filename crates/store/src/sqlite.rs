@@ -8,6 +8,7 @@
 mod recovery_batch;
 
 use crate::group_commit::GroupCommit;
+use crate::policy_cache::PolicyCache;
 use crate::recovery::RecoveryStarts;
 use crate::{backend_error, StoreOptions};
 use carekey_domain::ports::{StoreError, StoreResult};
@@ -27,6 +28,8 @@ pub struct SqliteStore {
     _checkpointer: Arc<AbortOnDrop>,
     /// Recovery requests, written in shared transactions.
     pub(crate) recovery_starts: Arc<RecoveryStarts>,
+    /// The organisation's policy as last read.
+    pub(crate) policy: Arc<PolicyCache>,
 }
 
 /// A background task that ends with its owner.
@@ -106,6 +109,7 @@ impl SqliteStore {
             writer,
             _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
             recovery_starts,
+            policy: Arc::default(),
         })
     }
 

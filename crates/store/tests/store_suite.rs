@@ -1086,3 +1086,40 @@ async fn concurrent_rate_limit_hits_let_exactly_the_limit_through(store: Arc<dyn
         .count();
     assert_eq!(let_through, 10);
 }
+
+/// A store keeps the policy it read for a moment (each request reads it);
+/// a policy saved through another store on the same database, as another
+/// instance would, still takes effect there within that moment.
+async fn a_policy_saved_elsewhere_takes_effect(url: &str) {
+    let here = connect(url, &StoreOptions::default()).await.unwrap();
+    let elsewhere = connect(url, &StoreOptions::default()).await.unwrap();
+    assert_eq!(here.load_policy().await.unwrap(), Policy::default());
+    let mut policy = Policy::default();
+    policy.lockout.max_failures = 7;
+    elsewhere
+        .save_policy(&policy, event(AuditAction::PolicyChanged))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.load_policy().await.unwrap(), policy);
+    // Kept for one second at most: five are ample.
+    for _ in 0..50 {
+        if here.load_policy().await.unwrap() == policy {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("a policy saved on another store never took effect here");
+}
+
+#[tokio::test]
+async fn on_sqlite_a_policy_saved_elsewhere_takes_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    a_policy_saved_elsewhere_takes_effect(&fresh_sqlite_url(dir.path())).await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_policy_saved_elsewhere_takes_effect() {
+    if let Some(url) = fresh_postgres_url("policy elsewhere").await {
+        a_policy_saved_elsewhere_takes_effect(&url).await;
+    }
+}
