@@ -68,11 +68,7 @@ impl SqliteStore {
             // Checkpoints are the background task's job, not a commit's.
             .pragma("wal_autocheckpoint", "0")
             // A WAL grown large under load is cut back when it next starts over.
-            .pragma("journal_size_limit", WAL_KEPT_BYTES.to_string())
-            // A statement's undo journal stays in memory: by default SQLite
-            // spills one over 64 KiB into a new temporary file, which a
-            // recovery batch's updates did in every other transaction.
-            .pragma("temp_store", "memory");
+            .pragma("journal_size_limit", WAL_KEPT_BYTES.to_string());
         if let Some(folder) = connect.get_filename().parent().filter(|_| options.migrate) {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder).map_err(|e| {
@@ -277,20 +273,6 @@ mod tests {
             restarts >= 3,
             "the WAL started over {restarts} times in {written} writes"
         );
-    }
-
-    /// Statement journals (a multi-row update's undo record) stay in memory
-    /// on every connection instead of spilling into temporary files.
-    #[tokio::test]
-    async fn statement_journals_stay_in_memory() {
-        let (_folder, store) = fresh_store().await;
-        for pool in [&store.writer, &store.pool] {
-            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!(temp_store, 2, "temp_store is not MEMORY");
-        }
     }
 
     /// The lookups a reset request, a finished reset, an enrollment, the staff
