@@ -130,8 +130,9 @@ impl SqliteStore {
 
 /// Copies committed pages from the WAL into the database file without
 /// blocking readers or the writer (`PASSIVE`); the WAL starts over once
-/// everything in it is copied and no reader still needs it, which while
-/// writes never pause does not happen (see docs/BENCHMARKS.md).
+/// everything in it is copied and no reader still needs it. While writes
+/// never pause that moment never comes, and the WAL grows until they do
+/// (docs/BENCHMARKS.md).
 async fn checkpoint_regularly(pool: SqlitePool) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
