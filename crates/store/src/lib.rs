@@ -6,6 +6,7 @@
 //! how a row is locked — is each backend's own module.
 
 mod group_commit;
+mod kept;
 mod policy_cache;
 mod postgres;
 mod recovery;

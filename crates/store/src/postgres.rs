@@ -4,6 +4,7 @@
 mod recovery_batch;
 
 use crate::group_commit::GroupCommit;
+use crate::kept::KeptConnections;
 use crate::policy_cache::PolicyCache;
 use crate::recovery::RecoveryStarts;
 use crate::{backend_error, StoreOptions};
@@ -22,6 +23,8 @@ pub struct PgStore {
     pub(crate) recovery_starts: Arc<RecoveryStarts>,
     /// The organisation's policy as last read.
     pub(crate) policy: Arc<PolicyCache>,
+    /// Connections for the lookup of every recovery request.
+    pub(crate) lookups: Arc<KeptConnections<Postgres>>,
 }
 
 impl PgStore {
@@ -40,6 +43,7 @@ impl PgStore {
         let recovery_starts = Arc::new(GroupCommit::spawn(pool.clone(), Self::start_recoveries));
         Ok(Self {
             writer: pool.clone(),
+            lookups: Arc::new(KeptConnections::new(pool.clone())),
             pool,
             recovery_starts,
             policy: Arc::default(),

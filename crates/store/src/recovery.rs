@@ -671,12 +671,18 @@ macro_rules! impl_recovery_store {
                      LEFT JOIN contacts ph ON ph.patient_id = a.patient_id AND ph.kind = 'phone' \
                      WHERE {condition} ORDER BY a.created_at LIMIT 20"
                 );
+                let mut kept = self.lookups.lend().await?;
                 let rows = sqlx::query(&sql)
                     .bind(value)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(backend_error)?;
-                rows.iter().map(candidate_of).collect()
+                    .fetch_all(kept.connection()?)
+                    .await;
+                match rows {
+                    Ok(rows) => rows.iter().map(candidate_of).collect(),
+                    Err(error) => {
+                        kept.failed();
+                        Err(backend_error(error))
+                    }
+                }
             }
 
             async fn start_recovery(

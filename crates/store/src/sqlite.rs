@@ -8,6 +8,7 @@
 mod recovery_batch;
 
 use crate::group_commit::GroupCommit;
+use crate::kept::KeptConnections;
 use crate::policy_cache::PolicyCache;
 use crate::recovery::RecoveryStarts;
 use crate::{backend_error, StoreOptions};
@@ -30,6 +31,8 @@ pub struct SqliteStore {
     pub(crate) recovery_starts: Arc<RecoveryStarts>,
     /// The organisation's policy as last read.
     pub(crate) policy: Arc<PolicyCache>,
+    /// Connections for the lookup of every recovery request.
+    pub(crate) lookups: Arc<KeptConnections<Sqlite>>,
 }
 
 /// A background task that ends with its owner.
@@ -102,6 +105,7 @@ impl SqliteStore {
         let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
         let recovery_starts = Arc::new(GroupCommit::spawn(writer.clone(), Self::start_recoveries));
         Ok(Self {
+            lookups: Arc::new(KeptConnections::new(pool.clone())),
             pool,
             writer,
             _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
