@@ -4,8 +4,9 @@
 //! PostgreSQL a round trip), and on PostgreSQL again each time it is lent:
 //! three trips to the database for one lookup. A kept connection goes back to
 //! a short list untested instead; one whose lookup failed goes back to the
-//! pool, which tests it, and the list never holds more than half the pool, so
-//! other work always finds connections there.
+//! pool, which tests it (the lookup is then asked again of the pool, in case
+//! the connection broke while kept), and the list never holds more than half
+//! the pool, so other work always finds connections there.
 
 use crate::backend_error;
 use carekey_domain::ports::{StoreError, StoreResult};
@@ -23,9 +24,9 @@ pub(crate) struct KeptConnections<DB: sqlx::Database> {
 }
 
 impl<DB: sqlx::Database> KeptConnections<DB> {
-    /// Keeps at most half of `pool`'s connections (at least one).
+    /// Keeps at most half of `pool`'s connections (none of a pool of one).
     pub(crate) fn new(pool: sqlx::Pool<DB>) -> Self {
-        let most = (pool.options().get_max_connections() as usize / 2).max(1);
+        let most = pool.options().get_max_connections() as usize / 2;
         Self {
             pool,
             idle: Arc::default(),

@@ -671,18 +671,18 @@ macro_rules! impl_recovery_store {
                      LEFT JOIN contacts ph ON ph.patient_id = a.patient_id AND ph.kind = 'phone' \
                      WHERE {condition} ORDER BY a.created_at LIMIT 20"
                 );
+                let lookup = || sqlx::query(&sql).bind(value);
                 let mut kept = self.lookups.lend().await?;
-                let rows = sqlx::query(&sql)
-                    .bind(value)
-                    .fetch_all(kept.connection()?)
-                    .await;
-                match rows {
-                    Ok(rows) => rows.iter().map(candidate_of).collect(),
-                    Err(error) => {
+                let rows = match lookup().fetch_all(kept.connection()?).await {
+                    Ok(rows) => rows,
+                    // A kept connection is lent untested and may have broken
+                    // while kept (a restarted server): the pool's answers.
+                    Err(_) => {
                         kept.failed();
-                        Err(backend_error(error))
+                        lookup().fetch_all(&self.pool).await.map_err(backend_error)?
                     }
-                }
+                };
+                rows.iter().map(candidate_of).collect()
             }
 
             async fn start_recovery(

@@ -1123,3 +1123,34 @@ async fn on_postgres_a_policy_saved_elsewhere_takes_effect() {
         a_policy_saved_elsewhere_takes_effect(&url).await;
     }
 }
+
+/// The recovery lookup runs on connections lent without a test. One that
+/// broke while kept (here its server process is ended, as when PostgreSQL
+/// restarts) costs the lookup a second try on the pool, not an error.
+#[tokio::test]
+async fn on_postgres_a_recovery_lookup_outlives_a_broken_connection() {
+    use carekey_domain::recovery::Anchor;
+    use sqlx::Connection;
+    let Some(url) = fresh_postgres_url("store suite").await else {
+        return;
+    };
+    let store = connect(&url, &StoreOptions::default()).await.unwrap();
+    patient_with_account(&store, "MRN-KEPT", "kim", "kim@example.com").await;
+    let anchor = Anchor::Username(Username::parse("kim").unwrap());
+    let found = store.find_recovery_candidates(&anchor).await.unwrap();
+    assert_eq!(found.len(), 1);
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        ended.contains(&true),
+        "no connection of the store was ended"
+    );
+    let found = store.find_recovery_candidates(&anchor).await.unwrap();
+    assert_eq!(found.len(), 1);
+}
