@@ -676,7 +676,8 @@ macro_rules! impl_recovery_store {
                 let rows = match lookup().fetch_all(kept.connection()?).await {
                     Ok(rows) => rows,
                     // A kept connection is lent untested and may have broken
-                    // while kept (a restarted server): the pool's answers.
+                    // while kept (a restarted server): ask the pool, which
+                    // tests its connections.
                     Err(_) => {
                         kept.failed();
                         lookup().fetch_all(&self.pool).await.map_err(backend_error)?
