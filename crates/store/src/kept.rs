@@ -11,15 +11,13 @@
 use crate::backend_error;
 use carekey_domain::ports::{StoreError, StoreResult};
 use sqlx::pool::PoolConnection;
-use std::sync::{Arc, Mutex};
-
-type Idle<DB> = Arc<Mutex<Vec<PoolConnection<DB>>>>;
+use std::sync::Mutex;
 
 /// Idle connections taken from `pool`, lent without a test.
 #[derive(Debug)]
 pub(crate) struct KeptConnections<DB: sqlx::Database> {
     pool: sqlx::Pool<DB>,
-    idle: Idle<DB>,
+    idle: Mutex<Vec<PoolConnection<DB>>>,
     most: usize,
 }
 
@@ -29,13 +27,13 @@ impl<DB: sqlx::Database> KeptConnections<DB> {
         let most = pool.options().get_max_connections() as usize / 2;
         Self {
             pool,
-            idle: Arc::default(),
+            idle: Mutex::default(),
             most,
         }
     }
 
     /// The connection kept last, or one from the pool.
-    pub(crate) async fn lend(&self) -> StoreResult<Kept<DB>> {
+    pub(crate) async fn lend(&self) -> StoreResult<Kept<'_, DB>> {
         let kept = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let connection = match kept {
             Some(connection) => connection,
@@ -43,20 +41,18 @@ impl<DB: sqlx::Database> KeptConnections<DB> {
         };
         Ok(Kept {
             connection: Some(connection),
-            idle: Arc::clone(&self.idle),
-            most: self.most,
+            from: self,
         })
     }
 }
 
 /// A lent connection; kept again when dropped, unless [`Kept::failed`].
-pub(crate) struct Kept<DB: sqlx::Database> {
+pub(crate) struct Kept<'a, DB: sqlx::Database> {
     connection: Option<PoolConnection<DB>>,
-    idle: Idle<DB>,
-    most: usize,
+    from: &'a KeptConnections<DB>,
 }
 
-impl<DB: sqlx::Database> Kept<DB> {
+impl<DB: sqlx::Database> Kept<'_, DB> {
     /// The connection, to run statements on.
     pub(crate) fn connection(&mut self) -> StoreResult<&mut DB::Connection> {
         self.connection
@@ -70,13 +66,13 @@ impl<DB: sqlx::Database> Kept<DB> {
     }
 }
 
-impl<DB: sqlx::Database> Drop for Kept<DB> {
+impl<DB: sqlx::Database> Drop for Kept<'_, DB> {
     fn drop(&mut self) {
         let Some(connection) = self.connection.take() else {
             return;
         };
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < self.most {
+        if let Ok(mut idle) = self.from.idle.lock() {
+            if idle.len() < self.from.most {
                 idle.push(connection);
             }
         }
