@@ -3,13 +3,14 @@
 //! one `COMMIT` (on PostgreSQL one WAL flush) and one turn of the audit chain's
 //! lock per batch instead of one per request. Each job still runs on its own
 //! in order, so rate limits and single use count exactly as before; if a batch
-//! fails, each of its jobs is run again in a transaction of its own, so one
-//! bad job never fails its neighbours.
+//! fails, each of its jobs is run again in a transaction of its own, on a
+//! connection the pool has tested, so neither one bad job nor a broken
+//! connection fails its neighbours.
 //!
-//! While jobs keep arriving the task keeps its connection, for at most
-//! [`HOLD_AT_MOST`]: sqlx tests a connection each time one goes back to the
-//! pool, a round trip to the database per batch otherwise. On SQLite, where
-//! every write shares one connection, other writes get their turn after that.
+//! While jobs keep arriving the task keeps its connection ([`Hold`]): sqlx
+//! tests a connection each time one goes back to the pool, and on PostgreSQL
+//! again each time one is lent, a round trip to the database per batch
+//! otherwise.
 
 use carekey_domain::ports::{StoreError, StoreResult};
 use sqlx::pool::PoolConnection;
@@ -22,8 +23,26 @@ use tokio::sync::{mpsc, oneshot};
 const MOST_PER_BATCH: usize = 64;
 /// Jobs that may wait for a turn before callers wait to join the queue.
 const QUEUE: usize = 1024;
-/// The longest the task keeps one connection across batches.
-const HOLD_AT_MOST: Duration = Duration::from_millis(10);
+
+/// How long the task keeps its connection across batches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hold {
+    /// The longest it keeps one connection. On SQLite every write shares one
+    /// connection, and other writes get their turn after this.
+    pub(crate) at_most: Duration,
+    /// How long it waits, connection in hand, for the next job when none is
+    /// waiting.
+    pub(crate) idle: Duration,
+}
+
+impl Hold {
+    /// For a connection other writes need too: given back as soon as no job
+    /// waits, and at least every 10 ms.
+    pub(crate) const SHARED: Hold = Hold {
+        at_most: Duration::from_millis(10),
+        idle: Duration::ZERO,
+    };
+}
 
 type Entry<Job, Answer> = (Arc<Job>, oneshot::Sender<StoreResult<Answer>>);
 
@@ -42,7 +61,7 @@ where
     /// Starts the task. `run` executes the jobs it is given, in order, in one
     /// transaction on the connection it is lent, and answers each (or fails
     /// them all, rolled back); it gives the connection back.
-    pub(crate) fn spawn<DB, Run, Ran>(pool: sqlx::Pool<DB>, run: Run) -> Self
+    pub(crate) fn spawn<DB, Run, Ran>(pool: sqlx::Pool<DB>, hold: Hold, run: Run) -> Self
     where
         DB: sqlx::Database,
         Run: Fn(PoolConnection<DB>, Vec<Arc<Job>>) -> Ran + Send + Sync + 'static,
@@ -52,34 +71,24 @@ where
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MOST_PER_BATCH);
             while waiting.recv_many(&mut batch, MOST_PER_BATCH).await > 0 {
-                let mut connection = match pool.acquire().await {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        for (_, reply) in batch.drain(..) {
-                            let _ = reply.send(Err(StoreError::Backend(error.to_string())));
-                        }
-                        continue;
-                    }
+                let Some(mut connection) = acquire(&pool, &mut batch).await else {
+                    continue;
                 };
                 let held_since = Instant::now();
                 loop {
-                    let (returned, failed) = run_batch(&run, connection, &mut batch).await;
-                    connection = returned;
-                    if failed || held_since.elapsed() >= HOLD_AT_MOST {
+                    let ran = run_batch(&run, &pool, connection, &mut batch).await;
+                    let AfterBatch::Kept(returned) = ran else {
                         break;
-                    }
-                    while batch.len() < MOST_PER_BATCH {
-                        match waiting.try_recv() {
-                            Ok(entry) => batch.push(entry),
-                            Err(_) => break,
-                        }
-                    }
-                    if batch.is_empty() {
+                    };
+                    connection = returned;
+                    if held_since.elapsed() >= hold.at_most
+                        || !next_jobs(&mut waiting, &mut batch, hold.idle).await
+                    {
+                        // Back to the pool.
+                        drop(connection);
                         break;
                     }
                 }
-                // Back to the pool (a failed connection is tested there).
-                drop(connection);
             }
         });
         Self { queue }
@@ -99,13 +108,63 @@ where
     }
 }
 
+/// A connection from `pool`, or `None` with every job in `batch` failed.
+async fn acquire<DB, Job, Answer>(
+    pool: &sqlx::Pool<DB>,
+    batch: &mut Vec<Entry<Job, Answer>>,
+) -> Option<PoolConnection<DB>>
+where
+    DB: sqlx::Database,
+{
+    match pool.acquire().await {
+        Ok(connection) => Some(connection),
+        Err(error) => {
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(StoreError::Backend(error.to_string())));
+            }
+            None
+        }
+    }
+}
+
+/// Takes the jobs waiting into `batch`, up to a batch's worth; if none is
+/// waiting, waits up to `idle` for the next. Whether there are jobs to run.
+async fn next_jobs<Job, Answer>(
+    waiting: &mut mpsc::Receiver<Entry<Job, Answer>>,
+    batch: &mut Vec<Entry<Job, Answer>>,
+    idle: Duration,
+) -> bool {
+    while batch.len() < MOST_PER_BATCH {
+        match waiting.try_recv() {
+            Ok(entry) => batch.push(entry),
+            Err(_) => break,
+        }
+    }
+    if batch.is_empty() && !idle.is_zero() {
+        // Cancel-safe: a timeout loses no job.
+        let _ = tokio::time::timeout(idle, waiting.recv_many(batch, MOST_PER_BATCH)).await;
+    }
+    !batch.is_empty()
+}
+
+/// What became of the connection a batch ran on.
+enum AfterBatch<DB: sqlx::Database> {
+    /// The batch was stored; the connection can take the next.
+    Kept(PoolConnection<DB>),
+    /// The batch failed: its connection went back to the pool, which tests it.
+    Returned,
+}
+
 /// Runs one batch on `connection` and answers every job in it, emptying
-/// `batch`; gives the connection back, and whether the batch failed.
+/// `batch`. If the batch fails, its connection goes back to the pool and each
+/// job runs again alone on a connection from the pool: one that broke while
+/// the task kept it (a restarted PostgreSQL) costs no job an error.
 async fn run_batch<DB, Job, Answer, Run, Ran>(
     run: &Run,
-    mut connection: PoolConnection<DB>,
+    pool: &sqlx::Pool<DB>,
+    connection: PoolConnection<DB>,
     batch: &mut Vec<Entry<Job, Answer>>,
-) -> (PoolConnection<DB>, bool)
+) -> AfterBatch<DB>
 where
     DB: sqlx::Database,
     Run: Fn(PoolConnection<DB>, Vec<Arc<Job>>) -> Ran,
@@ -113,7 +172,6 @@ where
 {
     let jobs = batch.iter().map(|(job, _)| Arc::clone(job)).collect();
     let (returned, answers) = run(connection, jobs).await;
-    connection = returned;
     match answers {
         // A job left without an answer has its reply dropped with
         // the rest of the batch, which its caller reads as an error.
@@ -121,16 +179,14 @@ where
             for ((_, reply), answer) in batch.drain(..).zip(answers) {
                 let _ = reply.send(Ok(answer));
             }
-            (connection, false)
-        }
-        Err(error) if batch.len() == 1 => {
-            if let Some((_, reply)) = batch.pop() {
-                let _ = reply.send(Err(error));
-            }
-            (connection, true)
+            AfterBatch::Kept(returned)
         }
         Err(error) => {
             tracing::debug!(%error, jobs = batch.len(), "a batch failed; each job runs alone");
+            drop(returned);
+            let Some(mut connection) = acquire(pool, batch).await else {
+                return AfterBatch::Returned;
+            };
             for (job, reply) in batch.drain(..) {
                 let (returned, answers) = run(connection, vec![job]).await;
                 connection = returned;
@@ -142,7 +198,7 @@ where
                 });
                 let _ = reply.send(alone);
             }
-            (connection, true)
+            AfterBatch::Returned
         }
     }
 }

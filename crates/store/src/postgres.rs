@@ -3,7 +3,7 @@
 
 mod recovery_batch;
 
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupCommit, Hold};
 use crate::kept::KeptConnections;
 use crate::policy_cache::PolicyCache;
 use crate::recovery::RecoveryStarts;
@@ -12,6 +12,7 @@ use carekey_domain::ports::{StoreError, StoreResult};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Storage in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -40,7 +41,23 @@ impl PgStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        let recovery_starts = Arc::new(GroupCommit::spawn(pool.clone(), Self::start_recoveries));
+        // With other connections for other writes, the batch task keeps its
+        // own while requests keep coming (gaps of up to 50 ms), and lets the
+        // pool test it at least once a second. A pool of one it shares as
+        // SQLite shares its writer.
+        let hold = if options.max_connections > 1 {
+            Hold {
+                at_most: Duration::from_secs(1),
+                idle: Duration::from_millis(50),
+            }
+        } else {
+            Hold::SHARED
+        };
+        let recovery_starts = Arc::new(GroupCommit::spawn(
+            pool.clone(),
+            hold,
+            Self::start_recoveries,
+        ));
         Ok(Self {
             writer: pool.clone(),
             lookups: Arc::new(KeptConnections::new(pool.clone())),

@@ -7,7 +7,7 @@
 
 mod recovery_batch;
 
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupCommit, Hold};
 use crate::kept::KeptConnections;
 use crate::policy_cache::PolicyCache;
 use crate::recovery::RecoveryStarts;
@@ -103,7 +103,13 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
         let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
-        let recovery_starts = Arc::new(GroupCommit::spawn(writer.clone(), Self::start_recoveries));
+        // The writer is every write's one connection.
+        let hold = Hold::SHARED;
+        let recovery_starts = Arc::new(GroupCommit::spawn(
+            writer.clone(),
+            hold,
+            Self::start_recoveries,
+        ));
         Ok(Self {
             lookups: Arc::new(KeptConnections::new(pool.clone())),
             pool,
