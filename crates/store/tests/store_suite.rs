@@ -75,6 +75,8 @@ on_both_backends!(
     thousands_of_messages_queue_in_one_change,
     rate_limits_refuse_past_the_limit_until_the_window_passes,
     concurrent_rate_limit_hits_let_exactly_the_limit_through,
+    a_counter_key_of_any_text_counts_alike_batched_and_alone,
+    recovery_batches_and_other_audit_writes_share_one_chain,
 );
 
 fn at() -> chrono::DateTime<Utc> {
@@ -1069,6 +1071,67 @@ async fn rate_limits_refuse_past_the_limit_until_the_window_passes(store: Arc<dy
 
     let again = store.hit_rate_limits(std::slice::from_ref(&address), minutes(10));
     assert_eq!(again.await.unwrap(), None, "the window has passed");
+}
+
+/// A key is whatever text a limit is named by (on PostgreSQL a batch writes
+/// its keys into its first statement's text, as hex): quotes, backslashes,
+/// SQL and letters beyond ASCII count under the same key in a recovery batch
+/// and in a hit on its own.
+async fn a_counter_key_of_any_text_counts_alike_batched_and_alone(store: Arc<dyn Store>) {
+    let key = "test:o'brien\\\"; DROP TABLE rate_limits; -- ñ 🙂";
+    for n in 1..=3 {
+        let (flow, limits) = recovery_flow(FlowId::generate(), key);
+        let answer = store
+            .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+            .await;
+        assert!(matches!(answer, Ok(Ok(_))), "request {n}: {answer:?}");
+    }
+    // recovery_flow's limit: five an hour.
+    let limit = RateLimit::new(key, 5, Duration::hours(1));
+    for n in 4..=5 {
+        let hit = store.hit_rate_limits(std::slice::from_ref(&limit), at());
+        assert_eq!(hit.await.unwrap(), None, "hit {n} is within the limit");
+    }
+    let refused = store.hit_rate_limits(std::slice::from_ref(&limit), at());
+    assert!(
+        refused.await.unwrap().is_some(),
+        "the sixth hit on the key the batches counted is refused"
+    );
+}
+
+/// Recovery batches and other writes append to one audit chain at once (on
+/// PostgreSQL a batch reads the head unlocked and moves it only if no other
+/// writer has moved it since, else reads it again under its lock): every
+/// event is stored, and the chain links.
+async fn recovery_batches_and_other_audit_writes_share_one_chain(store: Arc<dyn Store>) {
+    let requests = (0..60).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (flow, limits) = recovery_flow(FlowId::generate(), &format!("test:chain-{n}"));
+            store
+                .start_recovery(&flow, &limits, event(AuditAction::RecoveryRequested))
+                .await
+        })
+    });
+    let appends = (0..60).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.append_audit(event(AuditAction::SignInFailed)).await })
+    });
+    let (requests, appends) = futures::future::join(
+        futures::future::join_all(requests),
+        futures::future::join_all(appends),
+    )
+    .await;
+    for answer in requests {
+        let answer = answer.unwrap();
+        assert!(matches!(answer, Ok(Ok(_))), "{answer:?}");
+    }
+    for append in appends {
+        append.unwrap().unwrap();
+    }
+    assert_eq!(store.count_audit("recovery.requested").await.unwrap(), 60);
+    assert_eq!(store.count_audit("sign_in.failed").await.unwrap(), 60);
+    assert_chain_links(&store).await;
 }
 
 /// Hits that arrive together are each counted: exactly the limit gets through.

@@ -1,8 +1,12 @@
 //! PostgreSQL's recovery batch (see [`crate::group_commit`]): each table is
-//! written once per batch, from arrays, so a batch makes the same six round
-//! trips however many requests it holds (`BEGIN`, the counters, the rows, the
-//! audit chain's head, the events, `COMMIT`); one statement a round trip, ten
-//! or so a request, was what bounded throughput.
+//! written once per batch, from arrays, so a batch makes the same four round
+//! trips however many requests it holds; one statement a round trip, ten or
+//! so a request, was what bounded throughput. The round trips:
+//! 1. `BEGIN` and the counters, locked, in one simple query ([`begin_and_lock_counters`]);
+//! 2. the rows, and the audit chain's head as it stands;
+//! 3. the events, chained after that head, and the head moved past them if it
+//!    has not moved meanwhile (if it has, two more: the head locked, the events);
+//! 4. `COMMIT`.
 //!
 //! The rows stored are those one request at a time would leave:
 //! - counters are read under their row locks and counted in memory
@@ -20,9 +24,9 @@ use crate::backend_error;
 use crate::recovery::{self, Answer, CounterColumns, Counters, RecoveryStart, Rows};
 use crate::shared::{chain_after, millis};
 use carekey_domain::audit::AuditEvent;
-use carekey_domain::ports::StoreResult;
+use carekey_domain::ports::{StoreError, StoreResult};
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, PgConnection, Postgres, Row};
+use sqlx::{Executor, PgConnection, Postgres, Row};
 use std::sync::Arc;
 
 impl PgStore {
@@ -32,9 +36,39 @@ impl PgStore {
         mut connection: PoolConnection<Postgres>,
         jobs: Vec<Arc<RecoveryStart>>,
     ) -> (PoolConnection<Postgres>, StoreResult<Vec<Answer>>) {
-        // A failed batch's transaction rolls back when it is dropped.
-        let answers = start_recoveries_on(&mut connection, &jobs).await;
+        let mut open = Unended {
+            connection: &mut connection,
+            ended: false,
+        };
+        let answers = start_recoveries_on(open.connection, &jobs).await;
+        open.ended = match answers {
+            Ok(_) => true,
+            Err(_) => open
+                .connection
+                .execute(sqlx::raw_sql("ROLLBACK"))
+                .await
+                .is_ok(),
+        };
+        drop(open);
         (connection, answers)
+    }
+}
+
+/// A connection in a transaction begun by hand (sqlx's own transactions send
+/// `BEGIN` alone, a round trip of its own). Dropped before it is `ended`
+/// (committed or rolled back), as when the batch's task stops midway or a
+/// rollback fails, the connection is closed rather than given back to the
+/// pool inside the transaction.
+struct Unended<'c> {
+    connection: &'c mut PoolConnection<Postgres>,
+    ended: bool,
+}
+
+impl Drop for Unended<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.connection.close_on_drop();
+        }
     }
 }
 
@@ -42,20 +76,52 @@ async fn start_recoveries_on(
     connection: &mut PgConnection,
     jobs: &[Arc<RecoveryStart>],
 ) -> StoreResult<Vec<Answer>> {
-    let mut tx = connection
-        .begin_with(super::BEGIN_BY_INDEX)
-        .await
-        .map_err(backend_error)?;
-    let counters = PgStore::lock_counters(&mut tx, &Counters::keys_of(jobs)).await?;
+    let counters = begin_and_lock_counters(connection, &Counters::keys_of(jobs)).await?;
     let batch = recovery::plan_batch(jobs, counters)?;
-    store_rows(&mut tx, &batch.rows, &batch.counters).await?;
-    let head = sqlx::query(super::queries::READ_CHAIN_HEAD)
-        .fetch_one(&mut *tx)
+    let head = store_rows(connection, &batch.rows, &batch.counters).await?;
+    if !append_events(connection, &head, &batch.events).await? {
+        // Another writer moved the head after the rows' statement read it.
+        let head = sqlx::query(super::queries::READ_CHAIN_HEAD)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(backend_error)?;
+        if !append_events(connection, &head, &batch.events).await? {
+            return Err(StoreError::Backend(
+                "the audit chain's head moved while locked".into(),
+            ));
+        }
+    }
+    connection
+        .execute(sqlx::raw_sql("COMMIT"))
         .await
         .map_err(backend_error)?;
-    append_events(&mut tx, &head, &batch.events).await?;
-    tx.commit().await.map_err(backend_error)?;
     Ok(batch.answers)
+}
+
+/// Begins the batch's transaction ([`super::BEGIN_BY_INDEX`]) and locks its
+/// counters ([`LOCK_COUNTERS`]) in one round trip. A simple query carries no
+/// parameters, so each key travels as the hex of its UTF-8 bytes: only the
+/// digits `0-9a-f` are ever written into the statement, whatever a key holds.
+async fn begin_and_lock_counters(
+    connection: &mut PgConnection,
+    keys: &[String],
+) -> StoreResult<Counters> {
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            format!(
+                "convert_from(decode('{}', 'hex'), 'UTF8')",
+                hex::encode(key)
+            )
+        })
+        .collect();
+    let lock = LOCK_COUNTERS.replace("$1::text[]", &format!("ARRAY[{}]::text[]", keys.join(", ")));
+    let sql = format!("{}; {lock}", super::BEGIN_BY_INDEX);
+    let rows = connection
+        .fetch_all(sqlx::raw_sql(&sql))
+        .await
+        .map_err(backend_error)?;
+    Counters::from_rows(rows)
 }
 
 /// Locks counters, each in key order (so transactions on several instances
@@ -109,7 +175,8 @@ impl PgStore {
 }
 
 /// Everything a batch writes once its counters are counted, but its audit
-/// events, in one statement. Each part reads the arrays it is given: revocations reach the
+/// events, in one statement, which answers the audit chain's head as it
+/// stands (unlocked: see [`APPEND_EVENTS`]). Each part reads the arrays it is given: revocations reach the
 /// rows stored before this statement only (the batch's own new rows come
 /// with theirs set), and a decoy's rows are dropped by their `real` guard.
 /// Each `= ANY(…)` gives the plan an index condition to reach the rows by
@@ -151,32 +218,42 @@ const STORE_BATCH: &str = concat!(
         $35::int8[], $36::int8[], $37::int8[], $38::bool[]) \
         AS t (hash, purpose, account_id, patient_id, flow_id, attempts_left, created_at, expires_at, \
           revoked_at, real) \
-      WHERE real) \
-    INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
+      WHERE real), \
+    messages AS ( \
+      INSERT INTO outbox_messages (id, kind, channel, recipient, language, patient_id, payload, \
         status, attempts, next_attempt_at, created_at, updated_at) \
       SELECT id, kind, channel, recipient, language, patient_id, payload, 'queued', 0, at, at, at \
       FROM UNNEST($39::uuid[], $40::text[], $41::text[], $42::text[], $43::text[], $44::uuid[], \
         $45::text[], $46::int8[], $47::bool[]) \
         AS o (id, kind, channel, recipient, language, patient_id, payload, at, real) \
-      WHERE real"
+      WHERE real) \
+    SELECT seq, hash FROM audit_chain_head WHERE id = 1"
 );
 
-/// A batch's audit events, chained after the head, and the head moved past
-/// them.
+/// A batch's audit events, chained after the head whose `seq` is `$15`, and
+/// the head moved past them; answers how many heads moved. If the head is no
+/// longer `$15` (the batch read it unlocked, and another writer has moved it
+/// since), nothing is written and it answers 0. The `UPDATE` waits for a
+/// writer holding the head, then reads the head that writer left.
 const APPEND_EVENTS: &str = "\
-    WITH events AS ( \
+    WITH moved AS ( \
+      UPDATE audit_chain_head SET seq = $13, hash = $14 WHERE id = 1 AND seq = $15 \
+      RETURNING seq), \
+    events AS ( \
       INSERT INTO audit_events (seq, at, actor_kind, actor_id, action, account_id, patient_id, ip, \
         outcome, details, prev_hash, hash) \
-      SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::uuid[], $5::text[], \
-        $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[])) \
-    UPDATE audit_chain_head SET seq = $13, hash = $14 WHERE id = 1";
+      SELECT e.* FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::uuid[], $5::text[], \
+        $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[]) \
+        AS e, moved) \
+    SELECT count(*) AS moved FROM moved";
 
-/// Stores a batch's rows and the counters counted, in one round trip.
+/// Stores a batch's rows and the counters counted, in one round trip; the
+/// audit chain's head as it stood.
 async fn store_rows(
     tx: &mut PgConnection,
     rows: &Rows<'_>,
     counters: &CounterColumns,
-) -> StoreResult<()> {
+) -> StoreResult<sqlx::postgres::PgRow> {
     let (flows, members, tokens, messages) =
         (&rows.flows, &rows.members, &rows.tokens, &rows.messages);
     sqlx::query(STORE_BATCH)
@@ -233,26 +310,25 @@ async fn store_rows(
         .bind(column(messages, |r| r.payload.as_str()))
         .bind(column(messages, |r| r.at))
         .bind(column(messages, |r| r.real))
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(backend_error)?;
-    Ok(())
+        .map_err(backend_error)
 }
 
-/// Appends `events` to the audit chain after `head` (read under its lock),
-/// in one round trip.
+/// Appends `events` to the audit chain after `head`, in one round trip;
+/// whether `head` was still the head ([`APPEND_EVENTS`]).
 async fn append_events(
     tx: &mut PgConnection,
     head: &sqlx::postgres::PgRow,
     events: &[AuditEvent],
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let seq: i64 = head.try_get("seq").map_err(backend_error)?;
     let hash: Vec<u8> = head.try_get("hash").map_err(backend_error)?;
     let chained = chain_after(seq, hash.clone(), events);
     let (head_seq, head_hash) = chained
         .last()
         .map_or((seq, hash), |last| (last.seq, last.hash.clone()));
-    sqlx::query(APPEND_EVENTS)
+    let moved: i64 = sqlx::query_scalar(APPEND_EVENTS)
         .bind(column(&chained, |c| c.seq))
         .bind(column(&chained, |c| millis(c.event.at)))
         .bind(column(&chained, |c| c.event.actor.kind()))
@@ -267,10 +343,11 @@ async fn append_events(
         .bind(column(&chained, |c| c.hash.as_slice()))
         .bind(head_seq)
         .bind(head_hash)
-        .execute(&mut *tx)
+        .bind(seq)
+        .fetch_one(&mut *tx)
         .await
         .map_err(backend_error)?;
-    Ok(())
+    Ok(moved == 1)
 }
 
 /// One column of `rows`, to bind as an array.
