@@ -41,11 +41,12 @@ impl PgStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        // With other connections for other writes, the batch task keeps its
-        // own while requests keep coming (gaps of up to 50 ms), and lets the
-        // pool test it at least once a second. A pool of one it shares as
-        // SQLite shares its writer.
-        let hold = if options.max_connections > 1 {
+        // The batch task keeps its own connection while requests keep coming
+        // (gaps of up to 50 ms) and lets the pool test it at least once a
+        // second, where that still leaves one for other work beside the
+        // lookups' (at most half the pool, see KeptConnections). A smaller
+        // pool it shares as SQLite shares its writer.
+        let hold = if options.max_connections >= 3 {
             Hold {
                 at_most: Duration::from_secs(1),
                 idle: Duration::from_millis(50),
