@@ -104,10 +104,9 @@ impl SqliteStore {
         }
         let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
         // The writer is every write's one connection.
-        let hold = Hold::SHARED;
         let recovery_starts = Arc::new(GroupCommit::spawn(
             writer.clone(),
-            hold,
+            Hold::SHARED,
             Self::start_recoveries,
         ));
         Ok(Self {

@@ -98,8 +98,28 @@ async fn start_recoveries_on(
     Ok(batch.answers)
 }
 
+/// Locks the counters `$keys` (a `text[]`), each in key order (so
+/// transactions on several instances never wait on each other in a circle),
+/// creating the missing ones at zero (one never hit); the counters as they
+/// stand.
+macro_rules! lock_counters {
+    ($keys:literal) => {
+        concat!(
+            "INSERT INTO rate_limits (key, window_start, count) \
+             SELECT key, 0, 0 FROM UNNEST(",
+            $keys,
+            ") AS k (key) \
+             ON CONFLICT (key) DO UPDATE SET count = rate_limits.count \
+             RETURNING key, window_start, count"
+        )
+    };
+}
+
+/// [`lock_counters!`] of the keys bound as `$1`.
+const LOCK_COUNTERS: &str = lock_counters!("$1::text[]");
+
 /// Begins the batch's transaction ([`super::BEGIN_BY_INDEX`]) and locks its
-/// counters ([`LOCK_COUNTERS`]) in one round trip. A simple query carries no
+/// counters ([`lock_counters!`]) in one round trip. A simple query carries no
 /// parameters, so each key travels as the hex of its UTF-8 bytes: only the
 /// digits `0-9a-f` are ever written into the statement, whatever a key holds.
 async fn begin_and_lock_counters(
@@ -115,23 +135,17 @@ async fn begin_and_lock_counters(
             )
         })
         .collect();
-    let lock = LOCK_COUNTERS.replace("$1::text[]", &format!("ARRAY[{}]::text[]", keys.join(", ")));
-    let sql = format!("{}; {lock}", super::BEGIN_BY_INDEX);
+    let sql = format!(
+        concat!("{begin}; ", lock_counters!("ARRAY[{keys}]::text[]")),
+        begin = super::BEGIN_BY_INDEX,
+        keys = keys.join(", "),
+    );
     let rows = connection
         .fetch_all(sqlx::raw_sql(&sql))
         .await
         .map_err(backend_error)?;
     Counters::from_rows(rows)
 }
-
-/// Locks counters, each in key order (so transactions on several instances
-/// never wait on each other in a circle), creating the missing ones at zero
-/// (one never hit); the counters as they stand.
-const LOCK_COUNTERS: &str = "\
-    INSERT INTO rate_limits (key, window_start, count) \
-    SELECT key, 0, 0 FROM UNNEST($1::text[]) AS k (key) \
-    ON CONFLICT (key) DO UPDATE SET count = rate_limits.count \
-    RETURNING key, window_start, count";
 
 /// Stores counted counters (`$1` keys, `$2` window starts, `$3` counts), all
 /// locked and so all present; also the first part of [`STORE_BATCH`].
