@@ -3,9 +3,11 @@
 //! queue in order in the process instead of sleeping on SQLite's busy handler.
 //! The WAL is checkpointed by a background task ten times a second rather than by
 //! whichever commit happens to cross the threshold, so no request waits on
-//! the checkpoint's fsync.
+//! the checkpoint's fsync, and keeps the WAL's disk blocks allocated ahead of
+//! its end ([`wal_blocks`]).
 
 mod recovery_batch;
+mod wal_blocks;
 
 use crate::group_commit::{GroupCommit, Hold};
 use crate::kept::KeptConnections;
@@ -18,6 +20,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use wal_blocks::WalBlocks;
 
 /// Storage in an embedded SQLite database.
 #[derive(Debug, Clone)]
@@ -80,6 +83,7 @@ impl SqliteStore {
                 })?;
             }
         }
+        let wal = WalBlocks::of(connect.get_filename());
         // An embedded database has no link to test: a ping before each use
         // would only cost another hand-off to the connection's thread.
         let writer = SqlitePoolOptions::new()
@@ -102,7 +106,7 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
+        let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone(), wal));
         // The writer is every write's one connection.
         let recovery_starts = Arc::new(GroupCommit::spawn(
             writer.clone(),
@@ -141,8 +145,9 @@ impl SqliteStore {
 /// blocking readers or the writer (`PASSIVE`); the WAL starts over once
 /// everything in it is copied and no reader still needs it. While writes
 /// never pause that moment never comes, and the WAL grows until they do
-/// (docs/BENCHMARKS.md).
-async fn checkpoint_regularly(pool: SqlitePool) {
+/// (docs/BENCHMARKS.md); each time, its blocks are kept allocated ahead of
+/// its end ([`WalBlocks`]).
+async fn checkpoint_regularly(pool: SqlitePool, mut wal: WalBlocks) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -156,6 +161,16 @@ async fn checkpoint_regularly(pool: SqlitePool) {
         {
             tracing::warn!(%error, "WAL checkpoint failed");
         }
+        // File system calls that may wait on the disk: off the runtime.
+        wal = match tokio::task::spawn_blocking(move || {
+            wal.keep_ahead();
+            wal
+        })
+        .await
+        {
+            Ok(wal) => wal,
+            Err(_) => return,
+        };
     }
 }
 
@@ -225,6 +240,49 @@ mod tests {
         assert!(
             kept <= WAL_KEPT_BYTES,
             "the WAL keeps {kept} bytes after starting over (grown to {grown})"
+        );
+    }
+
+    /// The checkpoint task keeps blocks allocated past the WAL's end (so an
+    /// append never waits for a checkpoint to allocate them), without changing
+    /// the WAL's size, which is what SQLite reads.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_wal_keeps_blocks_allocated_ahead_of_its_end() {
+        use super::wal_blocks::ALLOCATED_AHEAD;
+        use std::os::unix::fs::MetadataExt;
+        let (folder, store) = fresh_store().await;
+        let probe = std::fs::File::create(folder.path().join("probe")).unwrap();
+        let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
+        if let Err(error) = rustix::fs::fallocate(&probe, flags, 0, 4096) {
+            eprintln!("skipped: this file system cannot allocate ahead ({error})");
+            return;
+        }
+        sqlx::query("CREATE TABLE filler (data BLOB NOT NULL)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let wal = folder.path().join("carekey.db-wal");
+        let written = std::fs::metadata(&wal).unwrap().len();
+        assert!(written > 0, "the write left the WAL empty");
+        // The task runs ten times a second; give it many turns.
+        let mut ahead = 0;
+        for _ in 0..200 {
+            let size = std::fs::metadata(&wal).unwrap();
+            assert_eq!(
+                size.len(),
+                written,
+                "allocating ahead changed the WAL's size"
+            );
+            ahead = (size.blocks() * 512).saturating_sub(size.len());
+            if ahead >= ALLOCATED_AHEAD {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            ahead >= ALLOCATED_AHEAD,
+            "only {ahead} bytes allocated past the WAL's end of {written}"
         );
     }
 
