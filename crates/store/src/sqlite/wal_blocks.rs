@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 /// How far past the WAL's end its blocks are kept allocated; topped up once
 /// less than half of it is left.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) const ALLOCATED_AHEAD: u64 = 32 * 1024 * 1024;
 
 /// The WAL of one database file, and whether allocating ahead still works.
