@@ -51,7 +51,13 @@ impl Traffic {
             for body in &self.bodies {
                 lua.push_str(&format!("  {},\n", lua_string(body)));
             }
-            lua.push_str("}\nrequest = function()\n  return wrk.format(nil, nil, nil, bodies[math.random(#bodies)])\nend\n");
+            // Each request is formatted once, per wrk thread, not once per
+            // request: the load generator shares the server's cores.
+            lua.push_str(
+                "}\nlocal requests = {}\n\
+                 init = function(args)\n  for i, body in ipairs(bodies) do requests[i] = wrk.format(nil, nil, nil, body) end\nend\n\
+                 request = function()\n  return requests[math.random(#requests)]\nend\n",
+            );
         }
         lua.push_str(
             r#"done = function(summary, latency, requests)
