@@ -177,10 +177,10 @@ impl Suite {
             let (database, _) = self.database(&engine, BODIES).await?;
             let server = self.serve_settled(&database).await?;
             for connections in [CONNECTIONS, CAPACITY_CONNECTIONS] {
-                let (known, known_cpu) = self.resets(&server, true, connections).await?;
-                let (unknown, unknown_cpu) = self.resets(&server, false, connections).await?;
+                let (known, known_cost) = self.resets(&server, true, connections).await?;
+                let (unknown, unknown_cost) = self.resets(&server, false, connections).await?;
                 rows.push_str(&format!(
-                    "| {} | {connections} | {:.0} | {:.1} / {:.1} ms | {known_cpu:.2} ms | {:.0} | {:.1} / {:.1} ms | {unknown_cpu:.2} ms |\n",
+                    "| {} | {connections} | {:.0} | {:.1} / {:.1} ms | {known_cost} | {:.0} | {:.1} / {:.1} ms | {unknown_cost} |\n",
                     engine.name(),
                     known.per_second(),
                     known.p50_ms,
@@ -211,8 +211,8 @@ impl Suite {
         self.report.section(
             "Reset requests (POST /api/v1/recovery)",
             format!(
-                "{} s of wrk per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run. The goal is at {CONNECTIONS} connections; a request answers no sooner than `ANSWER_FLOOR` ({floor} ms), so each connection asks fewer than {per_connection} a second, and the {CAPACITY_CONNECTIONS}-connection rows show what the server takes beyond that. *CPU* is the server process's CPU time during the row (user and kernel, all its threads: on SQLite the database's work too, on PostgreSQL not) divided by the row's requests.\n\n\
-                 | database | connections | known per second | known p50 / p99 | known CPU | unknown per second | unknown p50 / p99 | unknown CPU |\n|---|---|---|---|---|---|---|---|\n{rows}",
+                "{} s of wrk per row, by username over 1,000 seeded accounts (known) or names that do not exist (unknown); recovery rate limits raised for the run. The goal is at {CONNECTIONS} connections; a request answers no sooner than `ANSWER_FLOOR` ({floor} ms), so each connection asks fewer than {per_connection} a second, and the {CAPACITY_CONNECTIONS}-connection rows show what the server takes beyond that. *CPU, written* are the server process's CPU time during the row (user and kernel, all its threads) and the bytes it wrote (to files and sockets, `wchar` in `/proc/<pid>/io`), each divided by the row's requests; on SQLite they include the database's work and its WAL, on PostgreSQL not.\n\n\
+                 | database | connections | known per second | known p50 / p99 | known CPU, written | unknown per second | unknown p50 / p99 | unknown CPU, written |\n|---|---|---|---|---|---|---|---|\n{rows}",
                 self.seconds,
                 floor = ANSWER_FLOOR.as_millis(),
                 per_connection = 1000 / ANSWER_FLOOR.as_millis().max(1),
@@ -222,14 +222,15 @@ impl Suite {
     }
 
     /// `self.seconds` of reset requests for known or unknown accounts, and
-    /// the server's CPU time per request meanwhile, in milliseconds.
+    /// the server's CPU time and bytes written per request meanwhile.
     async fn resets(
         &self,
         server: &Server,
         known: bool,
         connections: u32,
-    ) -> anyhow::Result<(Load, f64)> {
+    ) -> anyhow::Result<(Load, String)> {
         let cpu_before = server.cpu_time()?;
+        let written_before = server.written_bytes()?;
         let load = wrk::run(
             &server.base,
             &recoveries(known, BODIES),
@@ -238,6 +239,7 @@ impl Suite {
         )
         .await?;
         let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+        let written = server.written_bytes()?.saturating_sub(written_before);
         check(
             &load,
             if known {
@@ -246,8 +248,13 @@ impl Suite {
                 "unknown recovery"
             },
         )?;
-        let per_request = cpu.as_secs_f64() * 1000.0 / load.requests.max(1) as f64;
-        Ok((load, per_request))
+        let requests = load.requests.max(1) as f64;
+        let cost = format!(
+            "{:.2} ms, {:.1} KB",
+            cpu.as_secs_f64() * 1000.0 / requests,
+            written as f64 / 1000.0 / requests
+        );
+        Ok((load, cost))
     }
 
     /// The enumeration timing check on each database with the queue only

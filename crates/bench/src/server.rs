@@ -167,6 +167,23 @@ impl Server {
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
         cpu_time(self.pid())
     }
+
+    /// Bytes the process has handed to `write` and its kin so far, to files
+    /// and sockets alike (`wchar` in `/proc/<pid>/io`).
+    pub fn written_bytes(&self) -> anyhow::Result<u64> {
+        let pid = self.pid();
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+        written_chars(&io).with_context(|| format!("cannot read /proc/{pid}/io"))
+    }
+}
+
+/// `wchar` from the text of a `/proc/<pid>/io`.
+fn written_chars(io: &str) -> anyhow::Result<u64> {
+    let value = io
+        .lines()
+        .find_map(|line| line.strip_prefix("wchar:"))
+        .context("no wchar")?;
+    Ok(value.trim().parse()?)
 }
 
 impl Drop for Server {
@@ -240,7 +257,15 @@ impl Drop for Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::cpu_ticks;
+    use super::{cpu_ticks, written_chars};
+
+    #[test]
+    fn written_chars_are_read_from_their_own_line() {
+        let io = "rchar: 4096\nwchar: 1112357632\nsyscr: 8\nsyscw: 510634\n\
+                  read_bytes: 0\nwrite_bytes: 950288384\ncancelled_write_bytes: 0\n";
+        assert_eq!(written_chars(io).unwrap(), 1_112_357_632);
+        assert!(written_chars("rchar: 1\n").is_err());
+    }
 
     #[test]
     fn cpu_ticks_are_user_and_kernel_counted_after_the_name() {
