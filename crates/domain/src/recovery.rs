@@ -82,7 +82,7 @@ impl FromStr for Purpose {
 /// to write; answering no sooner than this keeps that difference out of the
 /// response time. Without it, on an idle server, the medians were 1.1 ms
 /// (known) and 1.7 ms (unknown) and both 90th percentiles near 2.0 ms
-/// (docs/BENCHMARKS.md); 3 ms covers them. The floor ends on a timerfd, to
+/// (docs/BENCHMARKS-LOG.md); 3 ms covers them. The floor ends on a timerfd, to
 /// the microsecond (`carekey_service`'s `deadline`): tokio's millisecond timer
 /// ended it late by an amount that followed the work's own length, and so gave
 /// the paths away. Each connection then makes at most about 300 requests a

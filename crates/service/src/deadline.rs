@@ -4,7 +4,7 @@
 //! of milliseconds measured from when it last went idle, so a tokio sleep ends
 //! up to about 2 ms late, by an amount set by what the runtime did just before:
 //! for a recovery request, by how long its own work took. That lateness carried
-//! the very difference the floor is there to hide (docs/BENCHMARKS.md,
+//! the very difference the floor is there to hide (docs/BENCHMARKS-LOG.md,
 //! "Enumeration timing"). On Linux a timerfd armed with an absolute
 //! `CLOCK_MONOTONIC` deadline wakes the reactor at that moment whatever ran
 //! before it; elsewhere, or if the kernel refuses a timerfd, tokio's timer is

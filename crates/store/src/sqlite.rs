@@ -145,7 +145,7 @@ impl SqliteStore {
 /// blocking readers or the writer (`PASSIVE`); the WAL starts over once
 /// everything in it is copied and no reader still needs it. While writes
 /// never pause that moment never comes, and the WAL grows until they do
-/// (docs/BENCHMARKS.md); each time, its blocks are kept allocated ahead of
+/// (docs/BENCHMARKS-LOG.md); each time, its blocks are kept allocated ahead of
 /// its end ([`WalBlocks`]).
 async fn checkpoint_regularly(pool: SqlitePool, mut wal: WalBlocks) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);

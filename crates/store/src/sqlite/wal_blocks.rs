@@ -7,8 +7,8 @@
 //! are written out, which the checkpoint's `fsync` of the WAL does, holding
 //! the file's block map while it allocates. An append arriving then waits
 //! until the `fsync` is done: on a slow disk, the writer and every write
-//! behind it stalled for up to two seconds (docs/BENCHMARKS.md, "Flood
-//! isolation"). Blocks allocated beforehand (`fallocate` without changing the
+//! behind it stalled for up to two seconds (docs/BENCHMARKS-LOG.md,
+//! "Flood isolation"). Blocks allocated beforehand (`fallocate` without changing the
 //! file's size, so SQLite sees the same WAL) leave the `fsync` nothing to
 //! allocate. SQLite's own cut back of a grown WAL (`journal_size_limit`)
 //! frees them with the rest.
