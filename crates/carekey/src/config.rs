@@ -38,6 +38,10 @@ pub struct Config {
     pub trusted_proxy_header: Option<String>,
     /// Region for phone numbers written without a country code (ISO 3166, `US`).
     pub default_region: String,
+    /// The least time, in milliseconds, a recovery request takes to answer,
+    /// so that the time never tells whether an account matched. Unset: 3 on
+    /// SQLite, 6 on PostgreSQL (docs/DEPLOY.md says how to check yours).
+    pub recovery_answer_floor_ms: Option<u64>,
     pub clinic: ClinicConfig,
     pub argon2: Argon2Config,
     pub email: EmailConfig,
@@ -161,6 +165,7 @@ impl Default for Config {
             log: "info".into(),
             trusted_proxy_header: None,
             default_region: "US".into(),
+            recovery_answer_floor_ms: None,
             clinic: ClinicConfig::default(),
             argon2: Argon2Config::default(),
             email: EmailConfig::default(),
@@ -174,6 +179,9 @@ impl Default for Config {
 
 /// The help line shipped as a default; `config check` warns while it is in use.
 pub const PLACEHOLDER_HELP_PHONE: &str = "(555) 010-0100";
+
+/// The longest answer floor accepted: a second.
+const MOST_ANSWER_FLOOR_MS: u64 = 1_000;
 
 impl Default for ClinicConfig {
     fn default() -> Self {
@@ -211,6 +219,8 @@ pub struct Settings {
     pub argon2: Argon2Settings,
     pub hash_workers: usize,
     pub default_region: String,
+    /// See [`Config::recovery_answer_floor_ms`].
+    pub answer_floor: std::time::Duration,
     pub email: EmailConfig,
     pub sms: ProviderConfig,
     pub voice: ProviderConfig,
@@ -286,9 +296,25 @@ impl Config {
                 None
             }
         };
-        if carekey_store::Backend::of_url(&self.database_url).is_none() {
+        let backend = carekey_store::Backend::of_url(&self.database_url);
+        if backend.is_none() {
             problems.push("database_url: must start with sqlite: or postgres://".into());
         }
+        if self
+            .recovery_answer_floor_ms
+            .is_some_and(|ms| ms > MOST_ANSWER_FLOOR_MS)
+        {
+            problems.push(format!(
+                "recovery_answer_floor_ms: at most {MOST_ANSWER_FLOOR_MS} (patients wait this long for every answer)"
+            ));
+        }
+        let answer_floor = match (self.recovery_answer_floor_ms, backend) {
+            (Some(ms), _) => std::time::Duration::from_millis(ms),
+            (None, Some(carekey_store::Backend::Postgres)) => {
+                carekey_domain::recovery::ANSWER_FLOOR_POSTGRES
+            }
+            (None, _) => carekey_domain::recovery::ANSWER_FLOOR,
+        };
         if self.database_max_connections == 0 {
             problems.push("database_max_connections: must be at least 1".into());
         }
@@ -388,6 +414,7 @@ impl Config {
                     .workers
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
                 default_region: self.default_region.clone(),
+                answer_floor,
                 email: self.email.clone(),
                 sms: self.sms.clone(),
                 voice: self.voice.clone(),
@@ -490,6 +517,51 @@ mod tests {
         assert!(problems[0].starts_with("listen:"));
         assert!(problems[1].starts_with("public_url:"));
         assert!(problems[2].starts_with("database_url:"));
+    }
+
+    /// Unset, the floor follows the database: PostgreSQL's work for one
+    /// request takes longer than SQLite's. Set, it is what it says, within a
+    /// second.
+    #[test]
+    fn the_answer_floor_follows_the_database_unless_set() {
+        let on = |database_url: &str, floor: Option<u64>| Config {
+            database_url: database_url.into(),
+            recovery_answer_floor_ms: floor,
+            ..Config::default()
+        };
+        let floor = |config: Config| config.validate().unwrap().answer_floor;
+        assert_eq!(
+            floor(on("sqlite://./x.db", None)),
+            carekey_domain::recovery::ANSWER_FLOOR
+        );
+        assert_eq!(
+            floor(on("postgres://carekey@db/carekey", None)),
+            carekey_domain::recovery::ANSWER_FLOOR_POSTGRES
+        );
+        assert!(
+            carekey_domain::recovery::ANSWER_FLOOR_POSTGRES
+                > carekey_domain::recovery::ANSWER_FLOOR
+        );
+        assert_eq!(
+            floor(on("postgres://carekey@db/carekey", Some(15))),
+            std::time::Duration::from_millis(15)
+        );
+        assert_eq!(
+            floor(on("sqlite://./x.db", Some(0))),
+            std::time::Duration::ZERO
+        );
+        let problems = on("sqlite://./x.db", Some(1_001)).validate().unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("recovery_answer_floor_ms:"),
+            "{problems:?}"
+        );
+        Jail::expect_with(|jail| {
+            jail.set_env("CAREKEY_RECOVERY_ANSWER_FLOOR_MS", "9");
+            let settings = Config::load(None).unwrap().validate().unwrap();
+            assert_eq!(settings.answer_floor, std::time::Duration::from_millis(9));
+            Ok(())
+        });
     }
 
     #[test]

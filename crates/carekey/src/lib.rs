@@ -33,6 +33,7 @@ pub async fn services(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         hasher,
         settings: Arc::new(ServiceSettings {
             fhir_mrn_system: settings.fhir.mrn_system.clone(),
+            answer_floor: settings.answer_floor,
             ..ServiceSettings::new(settings.public_url.as_str(), &settings.default_region)
         }),
     })

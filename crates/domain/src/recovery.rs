@@ -90,6 +90,14 @@ impl FromStr for Purpose {
 /// make, not how many the server can serve.
 pub const ANSWER_FLOOR: std::time::Duration = std::time::Duration::from_millis(3);
 
+/// The same on PostgreSQL, where one request's work is several round trips to
+/// the database and a commit that waits for its WAL to reach the disk: with
+/// the database on the same machine, about 1.8 ms (unknown) and 2.1 ms (known)
+/// at the median and 4.1–4.4 ms at the 99th percentile, so 3 ms let the
+/// known path's extra work show (docs/BENCHMARKS.md). A database across a
+/// network needs more: `recovery_answer_floor_ms` sets it.
+pub const ANSWER_FLOOR_POSTGRES: std::time::Duration = std::time::Duration::from_millis(6);
+
 /// Digits in a delivered code (DESIGN.md).
 pub const CODE_DIGITS: usize = 6;
 

@@ -40,6 +40,10 @@ pub struct ServiceSettings {
     pub default_region: String,
     /// The identifier system of MRNs in FHIR imports, besides those typed `MR`.
     pub fhir_mrn_system: Option<String>,
+    /// The least time a recovery request (or a request for an activation
+    /// code) takes to answer, so that the time never tells whether an account
+    /// matched: longer than the database work of one request ever takes.
+    pub answer_floor: std::time::Duration,
 }
 
 impl ServiceSettings {
@@ -48,6 +52,7 @@ impl ServiceSettings {
             public_url: public_url.trim_end_matches('/').to_owned(),
             default_region: default_region.to_owned(),
             fhir_mrn_system: None,
+            answer_floor: carekey_domain::recovery::ANSWER_FLOOR,
         }
     }
 

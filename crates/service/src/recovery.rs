@@ -23,7 +23,7 @@ use carekey_domain::rate_limit::RateLimit;
 use carekey_domain::recovery::{
     code_hash, crockford_code, decoy_destination, destinations, lifetime, normalise_crockford,
     normalise_numeric_code, numeric_code, request_fits, AttemptOutcome, Destination, Purpose,
-    RecoveryIdentifiers, ANSWER_FLOOR, CODE_DIGITS, RESET_AFTER_CODE_MINUTES, STAFF_CODE_LENGTH,
+    RecoveryIdentifiers, CODE_DIGITS, RESET_AFTER_CODE_MINUTES, STAFF_CODE_LENGTH,
 };
 use carekey_domain::secret::Password;
 use carekey_domain::token::{OpaqueToken, TokenHash, TokenPurpose};
@@ -145,15 +145,19 @@ fn accepted_combinations(policy: &Policy, purpose: Purpose) -> String {
 impl Services {
     /// `POST /api/v1/recovery`. Every well-formed request gets a flow; only
     /// matching accounts with the channel verified on file get a message.
-    /// Answers no sooner than [`ANSWER_FLOOR`], so the time taken says nothing
-    /// about whether an account matched.
+    /// Answers no sooner than the settings' `answer_floor`, so the time taken
+    /// says nothing about whether an account matched.
     #[instrument(skip_all, fields(purpose = request.purpose.as_str(), channel = request.channel.as_str()))]
     pub async fn request_recovery(
         &self,
         request: &RecoveryRequest,
         client: &ClientInfo,
     ) -> ServiceResult<RecoveryStarted> {
-        crate::no_sooner_than(ANSWER_FLOOR, self.start_recovery(request, client)).await
+        crate::no_sooner_than(
+            self.settings.answer_floor,
+            self.start_recovery(request, client),
+        )
+        .await
     }
 
     async fn start_recovery(

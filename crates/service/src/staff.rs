@@ -486,7 +486,7 @@ impl Services {
             postal_code,
             client,
         );
-        crate::no_sooner_than(carekey_domain::recovery::ANSWER_FLOOR, work).await
+        crate::no_sooner_than(self.settings.answer_floor, work).await
     }
 
     async fn send_activation_code_if_matched(

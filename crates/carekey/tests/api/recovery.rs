@@ -4,7 +4,7 @@
 //! expiry, revocation, what a reset ends, shared family contacts, staff codes,
 //! lockout notices and rate limits.
 
-use crate::helpers::{TestApp, BIRTH_DATE, PASSWORD};
+use crate::helpers::{spawn_app_with, Backend, Options, TestApp, BIRTH_DATE, PASSWORD};
 use crate::on_both_backends;
 use crate::sinks::{code_in, links_in, Mailroom};
 use carekey_domain::audit::Actor;
@@ -34,6 +34,57 @@ on_both_backends!(
     a_reset_refuses_a_near_copy_of_the_old_password,
     old_rate_limit_counters_are_purged,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_waits_out_the_configured_floor_on_sqlite() {
+    every_answer_waits_out_the_configured_floor(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_waits_out_the_configured_floor_on_postgres() {
+    every_answer_waits_out_the_configured_floor(Backend::Postgres).await;
+}
+
+/// Recovery answers, for a known account as for an unknown one, and answers
+/// to a request for an activation code wait out the floor the configuration
+/// sets (here a quarter of a second, far beyond the work), not a built-in one.
+async fn every_answer_waits_out_the_configured_floor(backend: Backend) {
+    let floor = std::time::Duration::from_millis(250);
+    let options = Options {
+        configure: Some(|config| config.recovery_answer_floor_ms = Some(250)),
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    assert_eq!(app.settings.answer_floor, floor);
+    app.patient_with("alex", "Alex", Some("alex@example.com"), None)
+        .await;
+    app.set_policy(|policy| policy.activation.self_registration = true)
+        .await;
+    let requests = [
+        (
+            "/api/v1/recovery",
+            json!({ "purpose": "password", "channel": "email", "username": "alex" }),
+        ),
+        (
+            "/api/v1/recovery",
+            json!({ "purpose": "password", "channel": "email", "username": "nobody.here" }),
+        ),
+        (
+            "/api/v1/enrollment/request",
+            json!({ "given_name": "Nobody", "family_name": "Here",
+                    "date_of_birth": BIRTH_DATE, "postal_code": "78205" }),
+        ),
+    ];
+    for (path, body) in requests {
+        let asked = std::time::Instant::now();
+        let status = app.post_json(path, body.clone()).await.status();
+        let took = asked.elapsed();
+        assert_eq!(status, 202, "{path} {body}");
+        assert!(took >= floor, "{path} {body} answered after {took:?}");
+    }
+}
 
 async fn recover(app: &TestApp, body: Value) -> reqwest::Response {
     app.post_json("/api/v1/recovery", body).await
