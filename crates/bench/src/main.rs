@@ -37,6 +37,11 @@ struct Args {
     /// Accounts in the large scale step.
     #[arg(long, default_value_t = 1_000_000)]
     large: usize,
+    /// Requests of each kind in the enumeration check (300 as the goal states;
+    /// more to tell a small difference from what its classifier reaches by
+    /// chance).
+    #[arg(long, default_value_t = runs::TIMING_SAMPLES, value_parser = at_least_ten)]
+    timing_samples: usize,
     /// Print only; leave docs/BENCHMARKS.md as it is.
     #[arg(long)]
     no_write: bool,
@@ -70,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let machine = machine::describe();
     println!("machine: {machine}");
     let mut suite = runs::Suite::new(binary, postgres, args.seconds, args.large)?;
+    suite.timing_samples = args.timing_samples;
     let all = args.what.contains(&What::All);
     let wants = |what: What| all || args.what.contains(&what);
     if wants(What::Startup) {
@@ -107,4 +113,13 @@ async fn main() -> anyhow::Result<()> {
         println!("\nwritten into {}", path.display());
     }
     Ok(())
+}
+
+/// A count of requests large enough for medians, percentiles and a
+/// bootstrap to mean something.
+fn at_least_ten(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(count) if count >= 10 => Ok(count),
+        _ => Err(format!("{text:?} is not a whole number of at least 10")),
+    }
 }
