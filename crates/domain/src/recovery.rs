@@ -77,7 +77,8 @@ impl FromStr for Purpose {
     }
 }
 
-/// The least time a recovery request takes to answer. Known and unknown
+/// The least time a recovery request takes to answer on SQLite, unless
+/// `recovery_answer_floor_ms` sets another. Known and unknown
 /// accounts run the same statements, but their rows do not cost quite the same
 /// to write; answering no sooner than this keeps that difference out of the
 /// response time. Without it, on an idle server, the medians were 1.1 ms
