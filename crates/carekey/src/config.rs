@@ -308,13 +308,15 @@ impl Config {
                 "recovery_answer_floor_ms: at most {MOST_ANSWER_FLOOR_MS} (patients wait this long for every answer)"
             ));
         }
-        let answer_floor = match (self.recovery_answer_floor_ms, backend) {
-            (Some(ms), _) => std::time::Duration::from_millis(ms),
-            (None, Some(carekey_store::Backend::Postgres)) => {
+        let default_floor = match backend {
+            Some(carekey_store::Backend::Postgres) => {
                 carekey_domain::recovery::ANSWER_FLOOR_POSTGRES
             }
-            (None, _) => carekey_domain::recovery::ANSWER_FLOOR,
+            _ => carekey_domain::recovery::ANSWER_FLOOR,
         };
+        let answer_floor = self
+            .recovery_answer_floor_ms
+            .map_or(default_floor, std::time::Duration::from_millis);
         if self.database_max_connections == 0 {
             problems.push("database_max_connections: must be at least 1".into());
         }
@@ -377,6 +379,12 @@ impl Config {
             problems.push("clinic.help_phone: patients need a number to call".into());
         }
         let mut warnings = Vec::new();
+        if answer_floor < default_floor {
+            warnings.push(format!(
+                "recovery_answer_floor_ms is below this database's default ({} ms): how long a recovery request takes may tell whether an account matched",
+                default_floor.as_millis()
+            ));
+        }
         if self.clinic.help_phone == PLACEHOLDER_HELP_PHONE {
             warnings.push(
                 "clinic.help_phone is the placeholder number: set your clinic's help line".into(),
@@ -546,10 +554,27 @@ mod tests {
             floor(on("postgres://carekey@db/carekey", Some(15))),
             std::time::Duration::from_millis(15)
         );
+        let unprotected = on("postgres://carekey@db/carekey", Some(3))
+            .validate()
+            .unwrap();
         assert_eq!(
-            floor(on("sqlite://./x.db", Some(0))),
-            std::time::Duration::ZERO
+            unprotected.answer_floor,
+            std::time::Duration::from_millis(3)
         );
+        assert!(
+            unprotected
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("recovery_answer_floor_ms is below")),
+            "{:?}",
+            unprotected.warnings
+        );
+        assert!(!on("sqlite://./x.db", Some(3))
+            .validate()
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("recovery_answer_floor_ms")));
         let problems = on("sqlite://./x.db", Some(1_001)).validate().unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
