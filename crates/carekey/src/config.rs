@@ -554,6 +554,11 @@ mod tests {
             floor(on("postgres://carekey@db/carekey", Some(15))),
             std::time::Duration::from_millis(15)
         );
+        // Zero is allowed (the benchmark measures a request's own work so).
+        assert_eq!(
+            floor(on("sqlite://./x.db", Some(0))),
+            std::time::Duration::ZERO
+        );
         let unprotected = on("postgres://carekey@db/carekey", Some(3))
             .validate()
             .unwrap();
