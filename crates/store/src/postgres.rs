@@ -93,7 +93,9 @@ impl PgStore {
 /// while statistics are missing or stale (a new database, or tables grown
 /// since autovacuum last analysed them): in the benchmark a batch's
 /// revocations and counters each read their tables end to end, 2 to 6 ms a
-/// batch apiece, and every claim read and sorted the whole queue.
+/// batch apiece, and every claim read and sorted the whole queue. A claim must
+/// still wait for its sync at `COMMIT` (see
+/// [`recovery_batch::COMMIT_WITHOUT_SYNC`]), so that setting stays out of here.
 pub(crate) const BEGIN_BY_INDEX: &str =
     "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off";
 

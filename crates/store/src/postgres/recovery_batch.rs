@@ -6,7 +6,8 @@
 //! 2. the rows, and the audit chain's head as it stands;
 //! 3. the events, chained after that head, and the head moved past them if it
 //!    has not moved meanwhile (if it has, two more: the head locked, the events);
-//! 4. `COMMIT`.
+//! 4. `COMMIT`, which does not wait for the WAL to reach the disk
+//!    ([`COMMIT_WITHOUT_SYNC`]).
 //!
 //! The rows stored are those one request at a time would leave:
 //! - counters are read under their row locks and counted in memory
@@ -98,6 +99,20 @@ async fn start_recoveries_on(
     Ok(batch.answers)
 }
 
+/// A batch commits without waiting for PostgreSQL to sync its WAL, as every
+/// SQLite commit does (`synchronous = NORMAL` in WAL mode): a crash of the
+/// database server may lose the last fraction of a second of recovery
+/// requests, whole (flows, counters, messages, audit events), never part of
+/// one. Nothing has come of such a request yet: its only effect outside the
+/// database is its message, and an outbox worker sends a message only after
+/// its claim has committed, synchronously, which syncs the WAL up to and past
+/// the request's own commit. So a lost request is like a lost packet, and the
+/// patient asks again. A sync took 0.35 ms off a lone request's answer and
+/// now and then stalled a batch for a few hundred milliseconds
+/// (docs/BENCHMARKS.md, "What it took"). Every other change still waits for
+/// its sync.
+const COMMIT_WITHOUT_SYNC: &str = "SET LOCAL synchronous_commit = off";
+
 /// Locks the counters `$keys` (a `text[]`), each in key order (so
 /// transactions on several instances never wait on each other in a circle),
 /// creating the missing ones at zero (one never hit); the counters as they
@@ -118,8 +133,8 @@ macro_rules! lock_counters {
 /// [`lock_counters!`] of the keys bound as `$1`.
 const LOCK_COUNTERS: &str = lock_counters!("$1::text[]");
 
-/// Begins the batch's transaction ([`super::BEGIN_BY_INDEX`]) and locks its
-/// counters ([`lock_counters!`]) in one round trip. A simple query carries no
+/// Begins the batch's transaction ([`super::BEGIN_BY_INDEX`],
+/// [`COMMIT_WITHOUT_SYNC`]) and locks its counters ([`lock_counters!`]) in one round trip. A simple query carries no
 /// parameters, so each key travels as the hex of its UTF-8 bytes: only the
 /// digits `0-9a-f` are ever written into the statement, whatever a key holds.
 async fn begin_and_lock_counters(
@@ -136,8 +151,12 @@ async fn begin_and_lock_counters(
         })
         .collect();
     let sql = format!(
-        concat!("{begin}; ", lock_counters!("ARRAY[{keys}]::text[]")),
+        concat!(
+            "{begin}; {commit_without_sync}; ",
+            lock_counters!("ARRAY[{keys}]::text[]")
+        ),
         begin = super::BEGIN_BY_INDEX,
+        commit_without_sync = COMMIT_WITHOUT_SYNC,
         keys = keys.join(", "),
     );
     let rows = connection
