@@ -99,9 +99,9 @@ async fn start_recoveries_on(
     Ok(batch.answers)
 }
 
-/// A batch commits without waiting for PostgreSQL to sync its WAL, as every
-/// SQLite commit does (`synchronous = NORMAL` in WAL mode): a crash of the
-/// database server may lose the last fraction of a second of recovery
+/// A batch commits without waiting for PostgreSQL to sync its WAL, much as
+/// every SQLite commit does (`synchronous = NORMAL` in WAL mode): a crash of
+/// the database server may lose the last fraction of a second of recovery
 /// requests, whole (flows, counters, messages, audit events), never part of
 /// one. Nothing has come of such a request yet: its only effect outside the
 /// database is its message, and an outbox worker sends a message only after
@@ -387,4 +387,51 @@ async fn append_events(
 /// One column of `rows`, to bind as an array.
 fn column<'r, R, T>(rows: &'r [R], value: impl Fn(&'r R) -> T) -> Vec<T> {
     rows.iter().map(value).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::begin_and_lock_counters;
+    use crate::testing::fresh_postgres_url;
+    use crate::{PgStore, StoreOptions};
+    use sqlx::Executor;
+
+    /// What [`super::COMMIT_WITHOUT_SYNC`] rests on: a recovery batch commits
+    /// without its sync, while the outbox claim's transaction
+    /// ([`super::super::BEGIN_BY_INDEX`]) still waits for it, so a message
+    /// goes out only once its request is on disk.
+    #[tokio::test]
+    async fn only_a_recovery_batch_commits_without_its_sync() {
+        let Some(url) = fresh_postgres_url("only a recovery batch commits without its sync").await
+        else {
+            return;
+        };
+        let store = PgStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let mut connection = store.pool().acquire().await.unwrap();
+
+        begin_and_lock_counters(&mut connection, &["ip:192.0.2.1".to_owned()])
+            .await
+            .unwrap();
+        let batch = setting_then_rollback(&mut connection).await;
+        connection
+            .execute(super::super::BEGIN_BY_INDEX)
+            .await
+            .unwrap();
+        let claim = setting_then_rollback(&mut connection).await;
+
+        assert_eq!((batch.as_str(), claim.as_str()), ("off", "on"));
+    }
+
+    /// The open transaction's `synchronous_commit`; the transaction is then
+    /// rolled back.
+    async fn setting_then_rollback(connection: &mut sqlx::PgConnection) -> String {
+        let setting: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap();
+        connection.execute("ROLLBACK").await.unwrap();
+        setting
+    }
 }
