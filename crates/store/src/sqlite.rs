@@ -55,6 +55,16 @@ pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// Prepared statements the writer keeps (sqlx's default is 100).
 const WRITER_STATEMENTS: usize = 256;
 
+/// Where the writer keeps its temporary files, statement journals among
+/// them. A statement that may stop midway (every write of a batch, whose rows
+/// arrive as JSON) journals the pages it changes, so that it can be undone
+/// alone; past 64 KiB SQLite spilled that journal to a temporary file, created
+/// and deleted each time: about a hundred such files in three seconds of
+/// reset requests, and a third of the bytes the server wrote per known
+/// request. In memory a journal holds the pages one statement of a batch
+/// changes, a few hundred KiB at most (docs/BENCHMARKS.md, "What it took").
+const WRITER_TEMP_STORE: &str = "MEMORY";
+
 /// How often the background task moves the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -91,7 +101,12 @@ impl SqliteStore {
             .test_before_acquire(false)
             // Room for every write statement and every size of batched script
             // (crate::script), so none is prepared again.
-            .connect_with(connect.clone().statement_cache_capacity(WRITER_STATEMENTS))
+            .connect_with(
+                connect
+                    .clone()
+                    .statement_cache_capacity(WRITER_STATEMENTS)
+                    .pragma("temp_store", WRITER_TEMP_STORE),
+            )
             .await
             .map_err(backend_error)?;
         let pool = SqlitePoolOptions::new()
@@ -241,6 +256,19 @@ mod tests {
             kept <= WAL_KEPT_BYTES,
             "the WAL keeps {kept} bytes after starting over (grown to {grown})"
         );
+    }
+
+    /// The writer's statement journals stay in memory, never spilled to a
+    /// temporary file ([`super::WRITER_TEMP_STORE`]).
+    #[tokio::test]
+    async fn the_writer_keeps_its_statement_journals_in_memory() {
+        let (_folder, store) = fresh_store().await;
+        // 2 is MEMORY; 0, SQLite's default, leaves it to the build (a file).
+        let on_writer: i64 = sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(on_writer, 2, "the writer's temporary files go to disk");
     }
 
     /// The checkpoint task keeps blocks allocated past the WAL's end (so an
