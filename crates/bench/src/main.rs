@@ -15,6 +15,7 @@ mod wrk;
 
 use anyhow::bail;
 use clap::{Parser, ValueEnum};
+use machine::Steal;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -78,30 +79,54 @@ async fn main() -> anyhow::Result<()> {
     suite.timing_samples = args.timing_samples;
     let all = args.what.contains(&What::All);
     let wants = |what: What| all || args.what.contains(&what);
+    let mut steal = Steal::default();
     if wants(What::Startup) {
+        let mark = Steal::mark();
         suite.startup().await?;
+        steal.record("start-up", mark);
     }
     if wants(What::Hashing) {
+        let mark = Steal::mark();
         suite.hashing().await?;
+        steal.record("hashing", mark);
     }
     if wants(What::Recovery) {
+        let mark = Steal::mark();
         suite.recovery().await?;
+        steal.record("recovery", mark);
     }
     if wants(What::Enumeration) {
+        let mark = Steal::mark();
         suite.enumeration().await?;
+        steal.record("enumeration", mark);
     }
     if wants(What::Flood) {
+        let mark = Steal::mark();
         suite.flood().await?;
+        steal.record("flood", mark);
     }
     if wants(What::Outbox) {
+        let mark = Steal::mark();
         suite.outbox().await?;
+        steal.record("outbox", mark);
     }
     if wants(What::Instances) && suite.postgres.is_some() {
+        let mark = Steal::mark();
         suite.instances().await?;
+        steal.record("instances", mark);
     }
     if wants(What::Scale) {
+        let mark = Steal::mark();
         suite.scale().await?;
+        steal.record("scale", mark);
     }
+    let machine = match steal.summary() {
+        Some(steal) => {
+            println!("\n{steal}");
+            format!("{machine}; {steal}")
+        }
+        None => machine,
+    };
     if !args.no_write {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/BENCHMARKS.md");
         let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
