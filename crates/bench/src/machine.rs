@@ -1,5 +1,6 @@
 //! The machine a run measured: cores, CPU model, memory, OS, and the tools' versions.
 
+use std::future::Future;
 use std::process::Command;
 
 pub fn describe() -> String {
@@ -103,16 +104,15 @@ pub struct Steal {
 }
 
 impl Steal {
-    /// The moment a step begins.
-    pub fn mark() -> Option<CpuTicks> {
-        CpuTicks::now()
-    }
-
-    /// Records a step begun at `mark`, ending now.
-    pub fn record(&mut self, step: &'static str, mark: Option<CpuTicks>) {
-        if let (Some(begun), Some(ended)) = (mark, CpuTicks::now()) {
+    /// Runs one step of the suite, noting the share of the cores' time the
+    /// hypervisor took while it ran.
+    pub async fn measure<T>(&mut self, step: &'static str, run: impl Future<Output = T>) -> T {
+        let begun = CpuTicks::now();
+        let outcome = run.await;
+        if let (Some(begun), Some(ended)) = (begun, CpuTicks::now()) {
             self.steps.push((step, begun.stolen_until(ended)));
         }
+        outcome
     }
 
     /// For the machine's description: "time the hypervisor took from the
@@ -167,6 +167,20 @@ mod tests {
         assert_eq!(
             steal.summary().unwrap(),
             "time the hypervisor took from the cores (steal, `/proc/stat`): recovery 7.0 %"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_measured_step_gives_its_outcome_and_is_named_in_the_summary() {
+        let mut steal = Steal::default();
+        let outcome = steal.measure("start-up", async { 42 }).await;
+        assert_eq!(outcome, 42);
+        let summary = steal.summary().unwrap();
+        // The share itself is whatever the host took meanwhile.
+        assert!(
+            summary.contains("`/proc/stat`): start-up ") && summary.ends_with(" %"),
+            "{summary}"
         );
     }
 }

@@ -81,44 +81,28 @@ async fn main() -> anyhow::Result<()> {
     let wants = |what: What| all || args.what.contains(&what);
     let mut steal = Steal::default();
     if wants(What::Startup) {
-        let mark = Steal::mark();
-        suite.startup().await?;
-        steal.record("start-up", mark);
+        steal.measure("start-up", suite.startup()).await?;
     }
     if wants(What::Hashing) {
-        let mark = Steal::mark();
-        suite.hashing().await?;
-        steal.record("hashing", mark);
+        steal.measure("hashing", suite.hashing()).await?;
     }
     if wants(What::Recovery) {
-        let mark = Steal::mark();
-        suite.recovery().await?;
-        steal.record("recovery", mark);
+        steal.measure("recovery", suite.recovery()).await?;
     }
     if wants(What::Enumeration) {
-        let mark = Steal::mark();
-        suite.enumeration().await?;
-        steal.record("enumeration", mark);
+        steal.measure("enumeration", suite.enumeration()).await?;
     }
     if wants(What::Flood) {
-        let mark = Steal::mark();
-        suite.flood().await?;
-        steal.record("flood", mark);
+        steal.measure("flood", suite.flood()).await?;
     }
     if wants(What::Outbox) {
-        let mark = Steal::mark();
-        suite.outbox().await?;
-        steal.record("outbox", mark);
+        steal.measure("outbox", suite.outbox()).await?;
     }
     if wants(What::Instances) && suite.postgres.is_some() {
-        let mark = Steal::mark();
-        suite.instances().await?;
-        steal.record("instances", mark);
+        steal.measure("instances", suite.instances()).await?;
     }
     if wants(What::Scale) {
-        let mark = Steal::mark();
-        suite.scale().await?;
-        steal.record("scale", mark);
+        steal.measure("scale", suite.scale()).await?;
     }
     let machine = match steal.summary() {
         Some(steal) => {
