@@ -7,6 +7,7 @@ pub mod demo;
 
 use anyhow::Context;
 use carekey_domain::clock::Clock;
+use carekey_service::answer_floor::AnswerFloors;
 use carekey_service::hashing::PasswordHasher;
 use carekey_service::{ServiceSettings, Services};
 use carekey_store::StoreOptions;
@@ -36,6 +37,7 @@ pub async fn services(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Res
             answer_floor: settings.answer_floor,
             ..ServiceSettings::new(settings.public_url.as_str(), &settings.default_region)
         }),
+        floors: Arc::new(AnswerFloors::new(settings.answer_floor)),
     })
 }
 

@@ -3,6 +3,7 @@
 //! password hasher, with the organisation's policy read fresh from storage.
 
 pub mod accounts;
+pub mod answer_floor;
 pub mod contacts;
 mod deadline;
 pub mod enrollment;
@@ -28,6 +29,9 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub settings: Arc<ServiceSettings>,
+    /// How long the answers that must not tell whether an account matched
+    /// wait: `settings.answer_floor`, raised when lone requests run slower.
+    pub floors: Arc<answer_floor::AnswerFloors>,
 }
 
 /// What use cases need from configuration.
@@ -42,7 +46,8 @@ pub struct ServiceSettings {
     pub fhir_mrn_system: Option<String>,
     /// The least time a recovery request (or a request for an activation
     /// code) takes to answer, so that the time never tells whether an account
-    /// matched: longer than the database work of one request ever takes.
+    /// matched: longer than the database work of one request ever takes
+    /// (raised while it is not: [`answer_floor`]).
     pub answer_floor: std::time::Duration,
 }
 
@@ -134,18 +139,6 @@ impl From<StoreError> for ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
-
-/// Runs `work` and answers no sooner than `floor` after it began, so an
-/// answer's timing cannot tell which path the work took.
-pub(crate) async fn no_sooner_than<T>(
-    floor: std::time::Duration,
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    let earliest = deadline::Deadline::after(floor);
-    let answer = work.await;
-    earliest.wait().await;
-    answer
-}
 
 /// The per-client-address limit on an anonymous or code-sending request,
 /// counted apart for each `what` (`recovery`, `enrollment`, …): the policy's

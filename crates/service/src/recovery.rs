@@ -145,7 +145,7 @@ fn accepted_combinations(policy: &Policy, purpose: Purpose) -> String {
 impl Services {
     /// `POST /api/v1/recovery`. Every well-formed request gets a flow; only
     /// matching accounts with the channel verified on file get a message.
-    /// Answers no sooner than the settings' `answer_floor`, so the time taken
+    /// Answers no sooner than the recovery floor ([`crate::answer_floor`]), so the time taken
     /// says nothing about whether an account matched.
     #[instrument(skip_all, fields(purpose = request.purpose.as_str(), channel = request.channel.as_str()))]
     pub async fn request_recovery(
@@ -153,11 +153,10 @@ impl Services {
         request: &RecoveryRequest,
         client: &ClientInfo,
     ) -> ServiceResult<RecoveryStarted> {
-        crate::no_sooner_than(
-            self.settings.answer_floor,
-            self.start_recovery(request, client),
-        )
-        .await
+        self.floors
+            .recovery
+            .hold(self.start_recovery(request, client))
+            .await
     }
 
     async fn start_recovery(

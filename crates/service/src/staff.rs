@@ -486,7 +486,7 @@ impl Services {
             postal_code,
             client,
         );
-        crate::no_sooner_than(self.settings.answer_floor, work).await
+        self.floors.activation.hold(work).await
     }
 
     async fn send_activation_code_if_matched(

@@ -1,14 +1,18 @@
-//! Prometheus metrics: requests by route and status, and their latency.
+//! Prometheus metrics: requests by route and status, their latency, and the
+//! answer floors as they stand.
 
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use carekey_service::answer_floor::AnswerFloors;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -23,12 +27,19 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnswerLabels {
+    answer: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+type FloorGauges = Family<AnswerLabels, Gauge<f64, AtomicU64>>;
 
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: HistogramFamily,
+    floors: FloorGauges,
 }
 
 fn latency_histogram() -> Histogram {
@@ -46,15 +57,31 @@ impl Metrics {
             "Time to answer an HTTP request",
             durations.clone(),
         );
+        let floors = FloorGauges::default();
+        registry.register(
+            "answer_floor_seconds",
+            "The least time an answer that must not tell whether an account matched takes now",
+            floors.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
+            floors,
         }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition of every metric, with the answer
+    /// floors as `floors` hold them now.
+    pub fn render(&self, floors: &AnswerFloors) -> String {
+        for (answer, floor) in [
+            ("recovery", &floors.recovery),
+            ("activation", &floors.activation),
+        ] {
+            self.floors
+                .get_or_create(&AnswerLabels { answer })
+                .set(floor.current().as_secs_f64());
+        }
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();

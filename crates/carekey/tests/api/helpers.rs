@@ -113,6 +113,31 @@ pub const PASSWORD: &str = "tall lighthouse by the quiet bay";
 pub const BIRTH_DATE: &str = "1970-01-31";
 
 impl TestApp {
+    /// The Prometheus text of /metrics.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The recovery and activation answer floors /metrics gives, in seconds.
+    pub async fn answer_floors(&self) -> (f64, f64) {
+        let metrics = self.metrics().await;
+        let floor = |answer: &str| -> f64 {
+            let prefix = format!("carekey_answer_floor_seconds{{answer=\"{answer}\"}} ");
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {answer} floor in {metrics}"))
+                .parse()
+                .unwrap()
+        };
+        (floor("recovery"), floor("activation"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -133,16 +133,18 @@ async fn the_operational_endpoints_answer() {
     let ready = reqwest::get(app.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
     reqwest::get(app.url("/signin")).await.unwrap();
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             r#"carekey_http_requests_total{method="GET",route="/signin",status="200"} 1"#
         ),
+        "{metrics}"
+    );
+    // No recovery request has run, so the floor is the configured one.
+    let (recovery, _) = app.answer_floors().await;
+    assert_eq!(
+        recovery,
+        app.settings.answer_floor.as_secs_f64(),
         "{metrics}"
     );
 }

@@ -9,6 +9,7 @@ use crate::on_both_backends;
 use crate::sinks::{code_in, links_in, Mailroom};
 use carekey_domain::audit::Actor;
 use carekey_domain::message::MessageKind;
+use carekey_service::answer_floor;
 use chrono::Duration;
 use serde_json::{json, Value};
 
@@ -84,6 +85,44 @@ async fn every_answer_waits_out_the_configured_floor(backend: Backend) {
         assert_eq!(status, 202, "{path} {body}");
         assert!(took >= floor, "{path} {body} answered after {took:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_floor_shorter_than_the_work_rises_to_cover_it() {
+    a_floor_shorter_than_the_work_rises(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_floor_shorter_than_the_work_rises_to_cover_it_on_postgres() {
+    a_floor_shorter_than_the_work_rises(Backend::Postgres).await;
+}
+
+/// With no floor configured, enough requests made one at a time (as a prober
+/// makes them) raise the recovery floor past their own work, known and
+/// unknown alike, and /metrics shows it; the activation floor, not asked,
+/// stays.
+async fn a_floor_shorter_than_the_work_rises(backend: Backend) {
+    let options = Options {
+        configure: Some(|config| config.recovery_answer_floor_ms = Some(0)),
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    app.patient_with("alex", "Alex", Some("alex@example.com"), None)
+        .await;
+    app.set_policy(|policy| policy.recovery.per_ip_per_15_minutes = 1_000)
+        .await;
+    assert_eq!(app.answer_floors().await, (0.0, 0.0));
+    let known = (0..4).map(|_| "alex".to_owned());
+    let unknown = (0..answer_floor::FEWEST).map(|n| format!("nobody.{n}"));
+    for username in known.chain(unknown) {
+        let body = json!({ "purpose": "password", "channel": "email", "username": username });
+        assert_eq!(recover(&app, body).await.status(), 202);
+    }
+    let (recovery, activation) = app.answer_floors().await;
+    assert!(recovery > 0.0, "the recovery floor stayed at {recovery} s");
+    assert_eq!(activation, 0.0);
 }
 
 async fn recover(app: &TestApp, body: Value) -> reqwest::Response {
