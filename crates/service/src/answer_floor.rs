@@ -12,12 +12,13 @@
 //! has [`FEWEST`] of them waits at least [`HEADROOM`] times their
 //! [`QUANTILE`]. Known and unknown requests are counted together, so the
 //! floor says nothing about any one of them. It rises within a few slow
-//! requests and comes down only as they leave the window. A request that
-//! began or ended while another was between its start and its answer is not
-//! counted: under load a request's time is mostly its wait for the batches
-//! ahead of it and for the cores, and a floor raised to that would only slow
-//! everyone. The floor never falls below the configured one nor rises past
-//! [`MOST`].
+//! requests and comes down only as they leave the window. A request is not
+//! counted if it began while another was between its start and its answer,
+//! or if another began during its work: under load a request's time is
+//! mostly its wait for the batches ahead of it and for the cores, and a floor
+//! raised to that would only slow everyone. The count is taken as the work
+//! ends, so it too is hidden by the floor. The floor never falls below the
+//! configured one nor rises past [`MOST`].
 
 use crate::deadline::Deadline;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -119,11 +120,13 @@ impl AnswerFloor {
         let turn = InFlight::enter(&self.in_flight, &self.started);
         let began = Instant::now();
         let answer = work.await;
-        let took = began.elapsed();
-        earliest.wait().await;
-        if turn.leave() {
-            self.record(took);
+        // Counted before the wait, so that the counting is hidden by the
+        // floor too.
+        if turn.alone_so_far() {
+            self.record(began.elapsed());
         }
+        earliest.wait().await;
+        drop(turn);
         answer
     }
 
@@ -195,7 +198,6 @@ struct InFlight<'f> {
     /// Its number among the requests started, when none was in flight as it
     /// began.
     alone_as: Option<usize>,
-    left: bool,
 }
 
 impl<'f> InFlight<'f> {
@@ -206,15 +208,12 @@ impl<'f> InFlight<'f> {
             in_flight,
             started,
             alone_as: (others == 0).then_some(number),
-            left: false,
         }
     }
 
-    /// Leaves; whether it ran alone from start to answer: none other in
-    /// flight as it began, and none begun since.
-    fn leave(mut self) -> bool {
-        self.left = true;
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    /// Whether it has run alone so far: none other in flight as it began
+    /// (another one's answer still to come counts), and none begun since.
+    fn alone_so_far(&self) -> bool {
         let started = self.started.load(Ordering::Acquire);
         self.alone_as
             .is_some_and(|number| started == number.wrapping_add(1))
@@ -222,11 +221,10 @@ impl<'f> InFlight<'f> {
 }
 
 impl Drop for InFlight<'_> {
-    /// Leaves even when the request is dropped midway (a client hung up).
+    /// Leaves at its answer, or when the request is dropped midway (a client
+    /// hung up).
     fn drop(&mut self) {
-        if !self.left {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
