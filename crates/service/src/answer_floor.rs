@@ -159,7 +159,7 @@ impl AnswerFloor {
             tracing::info!(
                 floor_ms = floor.as_secs_f64() * 1e3,
                 configured_ms = self.least.as_secs_f64() * 1e3,
-                "{} answers now wait at least this long: requests made alone took longer than the configured floor",
+                "{} answers now wait at least this long, to cover the work of requests made alone (never less than the configured floor)",
                 self.what
             );
         }
