@@ -180,8 +180,8 @@ impl Default for Config {
 /// The help line shipped as a default; `config check` warns while it is in use.
 pub const PLACEHOLDER_HELP_PHONE: &str = "(555) 010-0100";
 
-/// The longest answer floor accepted: a second.
-const MOST_ANSWER_FLOOR_MS: u64 = 1_000;
+/// The longest answer floor accepted: the longest a floor ever waits.
+const MOST_ANSWER_FLOOR_MS: u64 = carekey_service::answer_floor::MOST.as_millis() as u64;
 
 impl Default for ClinicConfig {
     fn default() -> Self {
