@@ -316,11 +316,20 @@ pub fn normalise_numeric_code(typed: &str) -> Option<String> {
         .then_some(digits)
 }
 
-/// A code of `digits` random decimal digits, uniformly drawn (leading zeros kept).
+/// A code of `digits` random decimal digits, uniformly drawn (leading zeros
+/// kept): up to nine digits at a time, each group one number below 10⁹ (one
+/// read of the system's random source rather than one a digit).
 pub fn numeric_code(digits: usize) -> String {
-    (0..digits)
-        .map(|_| char::from(b'0' + OsRng.gen_range(0..10u8)))
-        .collect()
+    const DIGITS_PER_DRAW: u32 = 9;
+    let mut code = String::with_capacity(digits);
+    let mut left = digits;
+    while left > 0 {
+        let group = u32::try_from(left).map_or(DIGITS_PER_DRAW, |left| left.min(DIGITS_PER_DRAW));
+        let draw = OsRng.gen_range(0..10u32.pow(group));
+        code.push_str(&format!("{draw:0width$}", width = group as usize));
+        left -= group as usize;
+    }
+    code
 }
 
 /// Crockford's base-32 alphabet: no I, L, O or U, so codes read aloud cleanly.
@@ -557,6 +566,27 @@ mod tests {
             .iter()
             .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
         assert!(codes.len() > 190, "codes repeat too often: {}", codes.len());
+    }
+
+    #[test]
+    fn numeric_codes_of_any_length_draw_every_digit_evenly() {
+        for digits in [1, 6, 9, 10, 20] {
+            assert_eq!(numeric_code(digits).len(), digits);
+        }
+        // Each position of 2,000 six-digit codes sees each digit about 200
+        // times (give or take 13); a position stuck at zero (a number drawn
+        // a digit too short, then padded) falls far outside 120..=280.
+        let codes: Vec<String> = (0..2000).map(|_| numeric_code(6)).collect();
+        for position in 0..6 {
+            let mut seen = [0u32; 10];
+            for code in &codes {
+                seen[usize::from(code.as_bytes()[position] - b'0')] += 1;
+            }
+            assert!(
+                seen.iter().all(|&n| (120..=280).contains(&n)),
+                "digit counts at position {position}: {seen:?}"
+            );
+        }
     }
 
     #[test]
