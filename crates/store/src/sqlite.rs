@@ -3,8 +3,8 @@
 //! queue in order in the process instead of sleeping on SQLite's busy handler.
 //! The WAL is checkpointed by a background task ten times a second rather than by
 //! whichever commit happens to cross the threshold, so no request waits on
-//! the checkpoint's fsync; another keeps the WAL's disk blocks allocated
-//! ahead of its end ([`wal_blocks`]).
+//! the checkpoint's fsync, and keeps the WAL's disk blocks allocated ahead of
+//! its end ([`wal_blocks`]).
 
 mod recovery_batch;
 mod wal_blocks;
@@ -30,8 +30,6 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Stops the checkpoint task when the last clone of the store is dropped.
     _checkpointer: Arc<AbortOnDrop>,
-    /// Stops the task that keeps the WAL's blocks allocated ahead, likewise.
-    _wal_blocks: Arc<AbortOnDrop>,
     /// Recovery requests, written in shared transactions.
     pub(crate) recovery_starts: Arc<RecoveryStarts>,
     /// The organisation's policy as last read.
@@ -123,8 +121,7 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         }
-        let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone()));
-        let wal_blocks = tokio::spawn(wal.keep_ahead_regularly());
+        let checkpointer = tokio::spawn(checkpoint_regularly(pool.clone(), wal));
         // The writer is every write's one connection.
         let recovery_starts = Arc::new(GroupCommit::spawn(
             writer.clone(),
@@ -136,7 +133,6 @@ impl SqliteStore {
             pool,
             writer,
             _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
-            _wal_blocks: Arc::new(AbortOnDrop(wal_blocks)),
             recovery_starts,
             policy: Arc::default(),
         })
@@ -164,8 +160,9 @@ impl SqliteStore {
 /// blocking readers or the writer (`PASSIVE`); the WAL starts over once
 /// everything in it is copied and no reader still needs it. While writes
 /// never pause that moment never comes, and the WAL grows until they do
-/// (docs/BENCHMARKS-LOG.md), into blocks allocated ahead ([`WalBlocks`]).
-async fn checkpoint_regularly(pool: SqlitePool) {
+/// (docs/BENCHMARKS-LOG.md); each time, its blocks are kept allocated ahead of
+/// its end ([`WalBlocks`]).
+async fn checkpoint_regularly(pool: SqlitePool, mut wal: WalBlocks) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -179,6 +176,16 @@ async fn checkpoint_regularly(pool: SqlitePool) {
         {
             tracing::warn!(%error, "WAL checkpoint failed");
         }
+        // File system calls that may wait on the disk: off the runtime.
+        wal = match tokio::task::spawn_blocking(move || {
+            wal.keep_ahead();
+            wal
+        })
+        .await
+        {
+            Ok(wal) => wal,
+            Err(_) => return,
+        };
     }
 }
 
@@ -273,7 +280,10 @@ mod tests {
         use super::wal_blocks::ALLOCATED_AHEAD;
         use std::os::unix::fs::MetadataExt;
         let (folder, store) = fresh_store().await;
-        if !allocates_ahead(folder.path()) {
+        let probe = std::fs::File::create(folder.path().join("probe")).unwrap();
+        let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
+        if let Err(error) = rustix::fs::fallocate(&probe, flags, 0, 4096) {
+            eprintln!("skipped: this file system cannot allocate ahead ({error})");
             return;
         }
         sqlx::query("CREATE TABLE filler (data BLOB NOT NULL)")
@@ -283,7 +293,7 @@ mod tests {
         let wal = folder.path().join("carekey.db-wal");
         let written = std::fs::metadata(&wal).unwrap().len();
         assert!(written > 0, "the write left the WAL empty");
-        // The task runs a hundred times a second; give it many turns.
+        // The task runs ten times a second; give it many turns.
         let mut ahead = 0;
         for _ in 0..200 {
             let size = std::fs::metadata(&wal).unwrap();
@@ -302,76 +312,6 @@ mod tests {
             ahead >= ALLOCATED_AHEAD,
             "only {ahead} bytes allocated past the WAL's end of {written}"
         );
-    }
-
-    /// Whether the file system under `folder` allocates blocks past a file's
-    /// end; if not, says that the calling test is skipped.
-    fn allocates_ahead(folder: &std::path::Path) -> bool {
-        let probe = std::fs::File::create(folder.join("probe")).unwrap();
-        let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
-        match rustix::fs::fallocate(&probe, flags, 0, 4096) {
-            Ok(()) => true,
-            Err(error) => {
-                eprintln!("skipped: this file system cannot allocate ahead ({error})");
-                false
-            }
-        }
-    }
-
-    /// The blocks ahead are topped up while the WAL grows even when no
-    /// checkpoint can run (as when a checkpoint's `fsync` is slow): the
-    /// writer never appends past them and waits for the disk.
-    #[tokio::test]
-    async fn the_wal_blocks_ahead_are_topped_up_while_no_checkpoint_runs() {
-        use super::wal_blocks::ALLOCATED_AHEAD;
-        use std::os::unix::fs::MetadataExt;
-        const BLOB: u64 = 1024 * 1024;
-        let (folder, store) = fresh_store().await;
-        if !allocates_ahead(folder.path()) {
-            return;
-        }
-        // Every reader connection held, so the checkpoint task gets none.
-        let mut held = Vec::new();
-        for _ in 0..StoreOptions::default().max_connections {
-            held.push(store.pool.acquire().await.unwrap());
-        }
-        sqlx::query("CREATE TABLE filler (data BLOB NOT NULL)")
-            .execute(&store.writer)
-            .await
-            .unwrap();
-        let wal = folder.path().join("carekey.db-wal");
-        let ahead_of_end = || {
-            let size = std::fs::metadata(&wal).unwrap();
-            (size.blocks() * 512).saturating_sub(size.len())
-        };
-        // More than was ever allocated ahead, one commit at a time, each
-        // given a moment for the task to top up behind it.
-        for _ in 0..(ALLOCATED_AHEAD / BLOB + 8) {
-            sqlx::query("INSERT INTO filler (data) VALUES (zeroblob($1))")
-                .bind(BLOB as i64)
-                .execute(&store.writer)
-                .await
-                .unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        let written = std::fs::metadata(&wal).unwrap().len();
-        assert!(
-            written > ALLOCATED_AHEAD,
-            "the WAL grew to {written} bytes only"
-        );
-        let mut ahead = 0;
-        for _ in 0..100 {
-            ahead = ahead_of_end();
-            if ahead >= ALLOCATED_AHEAD / 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert!(
-            ahead >= ALLOCATED_AHEAD / 2,
-            "only {ahead} bytes allocated past the WAL's end of {written} while no checkpoint ran"
-        );
-        drop(held);
     }
 
     /// The lookups a reset request, a finished reset, an enrollment, the staff

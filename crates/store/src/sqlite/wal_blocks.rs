@@ -12,23 +12,13 @@
 //! file's size, so SQLite sees the same WAL) leave the `fsync` nothing to
 //! allocate. SQLite's own cut back of a grown WAL (`journal_size_limit`)
 //! frees them with the rest.
-//!
-//! The blocks are topped up by a task of their own, not after each
-//! checkpoint: under a flood of sign-ins a checkpoint's `fsync` took up to
-//! 700 ms, the writer appended past the blocks allocated ahead meanwhile, and
-//! reset requests waited for it (docs/BENCHMARKS-LOG.md, 2026-12-02).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// How far past the WAL's end its blocks are kept allocated; topped up once
 /// less than half of it is left.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) const ALLOCATED_AHEAD: u64 = 32 * 1024 * 1024;
-
-/// How often the blocks ahead are measured (one `fstat`), and topped up when
-/// short: the writer appends a few hundred KiB at most in this time.
-const MEASURED_EVERY: Duration = Duration::from_millis(10);
 
 /// The WAL of one database file, and whether allocating ahead still works.
 #[derive(Debug)]
@@ -45,30 +35,6 @@ impl WalBlocks {
         Self {
             wal: PathBuf::from(wal),
             given_up: false,
-        }
-    }
-
-    /// Keeps the blocks allocated ahead ([`Self::keep_ahead`]) every
-    /// [`MEASURED_EVERY`], on a blocking thread (the calls may wait on the
-    /// disk), until allocating ahead stops working; where it never works (not
-    /// Linux), not at all.
-    pub(crate) async fn keep_ahead_regularly(mut self) {
-        if !cfg!(target_os = "linux") {
-            return;
-        }
-        let mut every = tokio::time::interval(MEASURED_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while !self.given_up {
-            every.tick().await;
-            self = match tokio::task::spawn_blocking(move || {
-                self.keep_ahead();
-                self
-            })
-            .await
-            {
-                Ok(blocks) => blocks,
-                Err(_) => return,
-            };
         }
     }
 
