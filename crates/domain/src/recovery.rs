@@ -320,14 +320,13 @@ pub fn normalise_numeric_code(typed: &str) -> Option<String> {
 /// kept): up to nine digits at a time, each group one number below 10⁹ (one
 /// read of the system's random source rather than one a digit).
 pub fn numeric_code(digits: usize) -> String {
-    const DIGITS_PER_DRAW: u32 = 9;
+    const DIGITS_PER_DRAW: usize = 9;
     let mut code = String::with_capacity(digits);
-    let mut left = digits;
-    while left > 0 {
-        let group = u32::try_from(left).map_or(DIGITS_PER_DRAW, |left| left.min(DIGITS_PER_DRAW));
-        let draw = OsRng.gen_range(0..10u32.pow(group));
-        code.push_str(&format!("{draw:0width$}", width = group as usize));
-        left -= group as usize;
+    while code.len() < digits {
+        let group = (digits - code.len()).min(DIGITS_PER_DRAW);
+        // `group` is at most 9, so the cast keeps it whole.
+        let draw = OsRng.gen_range(0..10u32.pow(group as u32));
+        code.push_str(&format!("{draw:0group$}"));
     }
     code
 }
