@@ -16,9 +16,12 @@
 use std::path::PathBuf;
 
 /// How far past the WAL's end its blocks are kept allocated; topped up once
-/// less than half of it is left.
+/// less than half of it is left. The top-up waits for the checkpoint before
+/// it, whose `fsync` took up to 2.6 s under the sign-in flood while the WAL
+/// grew about 40 MB a second: 32 MiB ran out in every run watched, half of
+/// 256 MiB lasts three seconds (docs/BENCHMARKS-LOG.md, 2026-12-03).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub(crate) const ALLOCATED_AHEAD: u64 = 32 * 1024 * 1024;
+pub(crate) const ALLOCATED_AHEAD: u64 = 256 * 1024 * 1024;
 
 /// The WAL of one database file, and whether allocating ahead still works.
 #[derive(Debug)]
